@@ -1,0 +1,11 @@
+# Sourced by the other scripts: make sure uv and the project's virtualenv exist.
+# Everything is installed from PyPI; nothing needs to be on the machine beforehand
+# except Python 3.11+ with pip.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+if ! command -v uv >/dev/null 2>&1; then
+  python3 -m pip install --quiet --user "uv==0.13.*" 2>/dev/null || python3 -m pip install --quiet "uv==0.13.*"
+  export PATH="$HOME/.local/bin:$PATH"
+fi
+export UV_PYTHON="${UV_PYTHON:-3.11}"
+uv sync --locked --quiet

@@ -1,0 +1,775 @@
+"""A local HTTP server that behaves like the Maesn Unified API for Qonto, and misbehaves on demand.
+
+Request handling is split in two: ``Emulator.handle`` turns a parsed request into a ``Reply``
+(status, headers, body, or "reset the connection") while holding the single lock, and the HTTP
+handler only reads the request, waits out any delay without the lock, and writes the reply.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gc
+import json
+import math
+import random
+import socket
+import struct
+import sys
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .data import (
+    ORDER_FIELDS,
+    RESOURCES,
+    UPDATED_CAP,
+    Collection,
+    Presentation,
+    ViewKey,
+    to_json_bytes,
+)
+
+DEFAULT_API_KEY = "emulator-api-key"
+QONTO_ACCOUNT_KEY = "emulator-account-qonto"
+SANDBOX_ACCOUNT_KEY = "emulator-account-sandbox"
+
+DEFAULT_COUNTS = {"invoices": 250, "bills": 180, "bookingProposals": 120}
+ALLOWED_LIMITS = (5, 10, 20, 50, 100)
+RANDOM_FAULT_KINDS = ("429", "500", "502", "503", "reset", "slow")
+FAULT_KINDS = (
+    *RANDOM_FAULT_KINDS,
+    "html",
+    "truncated",
+    "data_not_list",
+    "401",
+    "403",
+    "404",
+    "405",
+    "422",
+)
+PAGINATION_META_MODES = ("full", "null", "no_meta")
+PAST_LAST_PAGE_MODES = ("empty", "422")
+MUTATION_KINDS = ("update", "create", "delete")
+
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+_LOGIN_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Qonto - Sign in</title></head>"
+    b'<body><form action="/login" method="post"><input name="email">'
+    b'<input name="password" type="password">'
+    b"<button>Sign in</button></form></body></html>"
+)
+_PAGE_OUT_OF_RANGE = {"errors": [{"code": "invalid_page", "detail": "page is out of range"}]}
+
+
+@dataclass
+class EmulatorSettings:
+    """Every knob of the emulator. All but the data-defining ones can change at runtime."""
+
+    seed: int = 42
+    counts: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_COUNTS))
+    api_keys: list[str] = field(default_factory=lambda: [DEFAULT_API_KEY])
+    accounts: dict[str, str] = field(
+        default_factory=lambda: {QONTO_ACCOUNT_KEY: "qonto", SANDBOX_ACCOUNT_KEY: "qonto-sandbox"}
+    )
+    inactive_accounts: list[str] = field(default_factory=list)
+    host: str = "127.0.0.1"
+    port: int = 0
+    verbose: bool = False
+    # API behaviour
+    honor_filters: bool = True
+    honor_ordering: bool = True
+    pagination_meta: str = "full"
+    past_last_page: str = "empty"
+    null_updated_date_fraction: float = 0.0
+    extra_fields: bool = False
+    echo_headers_in_errors: bool = False
+    # faults
+    latency_ms: float = 0.0
+    fault_rate: float = 0.0
+    fault_kinds: list[str] = field(default_factory=lambda: list(RANDOM_FAULT_KINDS))
+    retry_after: int = 1
+    slow_seconds: float = 5.0
+    fail_always: str | None = None
+    unsupported: list[str] = field(default_factory=list)
+    # changes while a client pages
+    mutate_every_requests: int = 0
+    mutations_per_batch: dict[str, int] = field(
+        default_factory=lambda: {"update": 2, "create": 1, "delete": 0}
+    )
+
+
+# The dataset is generated once from these; changing them would mean a different emulator.
+_CONSTRUCTION_ONLY = frozenset({"seed", "counts", "accounts", "host", "port"})
+RUNTIME_KNOBS = frozenset(f.name for f in dataclasses.fields(EmulatorSettings)) - _CONSTRUCTION_ONLY
+
+
+def _normalized(settings: EmulatorSettings) -> EmulatorSettings:
+    """Validate every knob; accept 422 as well as "422" where a kind or mode is expected."""
+    # Own copies, so a caller editing its lists later cannot change a running emulator.
+    settings.counts = {**DEFAULT_COUNTS, **settings.counts}
+    settings.api_keys = list(settings.api_keys)
+    settings.accounts = dict(settings.accounts)
+    settings.inactive_accounts = list(settings.inactive_accounts)
+    settings.unsupported = list(settings.unsupported)
+    settings.past_last_page = str(settings.past_last_page)
+    settings.fault_kinds = [str(kind) for kind in settings.fault_kinds]
+    settings.fail_always = None if settings.fail_always is None else str(settings.fail_always)
+    settings.mutations_per_batch = {
+        kind: int(n) for kind, n in settings.mutations_per_batch.items()
+    }
+    problems = [
+        *_unknown("counts resource", settings.counts, RESOURCES),
+        *_unknown("unsupported resource", settings.unsupported, RESOURCES),
+        *_unknown(
+            "fault kind",
+            [*settings.fault_kinds, *filter(None, [settings.fail_always])],
+            FAULT_KINDS,
+        ),
+        *_unknown("pagination_meta", [settings.pagination_meta], PAGINATION_META_MODES),
+        *_unknown("past_last_page", [settings.past_last_page], PAST_LAST_PAGE_MODES),
+        *_unknown("mutation kind", settings.mutations_per_batch, MUTATION_KINDS),
+    ]
+    if any(count < 0 for count in settings.counts.values()):
+        problems.append("counts must not be negative")
+    for name in ("fault_rate", "null_updated_date_fraction"):
+        if not 0.0 <= getattr(settings, name) <= 1.0:
+            problems.append(f"{name} must be between 0 and 1")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return settings
+
+
+def _unknown(what: str, values: Any, allowed: tuple[str, ...]) -> list[str]:
+    return [
+        f"unknown {what} {value!r} (expected one of {', '.join(allowed)})"
+        for value in values
+        if value not in allowed
+    ]
+
+
+# --------------------------------------------------------------------------- request / reply
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]  # first value of each parameter
+    headers: list[tuple[str, str]]  # as received, names unchanged
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        """Case-insensitive lookup, as HTTP header names are."""
+        wanted = name.lower()
+        return next((value for key, value in self.headers if key.lower() == wanted), None)
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes = b""
+    content_type: str = JSON_CONTENT_TYPE
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_seconds: float = 0.0
+    reset: bool = False  # drop the TCP connection instead of answering
+
+
+def _json_reply(status: int, document: object, headers: dict[str, str] | None = None) -> Reply:
+    return Reply(status, json.dumps(document, ensure_ascii=False).encode(), headers=headers or {})
+
+
+@dataclass(frozen=True)
+class _ListQuery:
+    page: int
+    limit: int
+    since: datetime | None
+    order_field: str | None
+    order_dir: str | None
+
+
+def _parse_list_query(resource: str, params: dict[str, str]) -> _ListQuery | list[str]:
+    """The validated query, or the NestJS-style validation messages."""
+    problems = []
+    page = _parse_int(params.get("page", "1"))
+    if page is None or page < 1:
+        problems.append(
+            "page must not be less than 1" if page is not None else "page must be an integer number"
+        )
+    limit = _parse_int(params.get("limit", "100"))
+    if limit not in ALLOWED_LIMITS:
+        problems.append(
+            f"limit must be one of the following values: {', '.join(map(str, ALLOWED_LIMITS))}"
+        )
+    since = None
+    if "lastModifiedAt" in params:
+        since = _parse_instant(params["lastModifiedAt"])
+        if since is None:
+            problems.append("lastModifiedAt must be a valid ISO 8601 date string")
+    order_field = params.get("orderField")
+    if order_field is not None and order_field not in ORDER_FIELDS[resource]:
+        problems.append(
+            f"orderField must be one of the following values: {', '.join(ORDER_FIELDS[resource])}"
+        )
+    order_dir = params["orderDir"].upper() if "orderDir" in params else None
+    if order_dir is not None and order_dir not in ("ASC", "DESC"):
+        problems.append("orderDir must be one of the following values: ASC, DESC")
+    if problems or page is None or limit is None:
+        return problems
+    return _ListQuery(page, limit, since, order_field, order_dir)
+
+
+def _parse_int(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _parse_instant(text: str) -> datetime | None:
+    """ISO 8601 date or date-time with any offset; no offset means UTC."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@dataclass
+class _ScriptedFault:
+    kind: str
+    remaining: int
+    resource: str | None
+
+
+# --------------------------------------------------------------------------- emulator
+
+
+class Emulator:
+    """The Maesn emulator: dataset, knobs, faults, truth API, and the HTTP server around them."""
+
+    def __init__(self, settings: EmulatorSettings | None = None, **overrides: Any) -> None:
+        self.settings = _normalized(
+            dataclasses.replace(settings or EmulatorSettings(), **overrides)
+        )
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        seed = self.settings.seed
+        presentation = self._presentation()
+        self._collections = {
+            (account_key, resource): Collection(
+                resource,
+                self.settings.counts[resource],
+                _seeded_rng(f"{seed}/{account_key}/{resource}"),
+                presentation,
+            )
+            for account_key in self.settings.accounts
+            for resource in RESOURCES
+        }
+        if sum(len(collection.records) for collection in self._collections.values()) >= 10_000:
+            # Let the cyclic GC scan the new records once now: left to the first requests, that
+            # scan stalls them for up to a second on a 100 000-record dataset.
+            gc.collect()
+        self._mutation_rng = _seeded_rng(f"{seed}/mutations")
+        self._fault_rng = _seeded_rng(f"{seed}/faults")
+        self._scripted_faults: list[_ScriptedFault] = []
+        self._requests = 0
+        self._statuses: Counter[str] = Counter()
+        self._faults: Counter[str] = Counter()
+        self._list_requests: Counter[str] = Counter()
+        self._mutations: Counter[str] = Counter()
+        self._successful_list_requests = 0
+        self._server: _Server | None = None
+        self._serve_thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> Emulator:
+        if self._server is None:
+            self._closing.clear()
+            self._server = _Server((self.settings.host, self.settings.port), self)
+            self._serve_thread = threading.Thread(
+                target=self._server.serve_forever,
+                name="maesn-emulator",
+                kwargs={"poll_interval": 0.02},  # close() waits up to one interval
+                daemon=True,
+            )
+            self._serve_thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop serving, wake any sleeping handler and drop open keep-alive connections."""
+        if self._server is None:
+            return
+        self._closing.set()
+        self._server.shutdown()
+        self._server.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # the handler closed it meanwhile
+                connection.shutdown(socket.SHUT_RDWR)
+        if self._serve_thread is not None:
+            self._serve_thread.join()
+        self._server = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the emulator is not started")
+        host, port = self._server.socket.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    # ------------------------------------------------------------------ Python API
+
+    def configure(self, **knobs: Any) -> None:
+        """Change knobs at runtime (everything but seed, counts, accounts, host, port)."""
+        not_runtime = sorted(set(knobs) - RUNTIME_KNOBS)
+        if not_runtime:
+            raise ValueError(f"not a runtime knob: {', '.join(not_runtime)}")
+        with self._lock:
+            old_presentation = self._presentation()
+            self.settings = _normalized(dataclasses.replace(self.settings, **knobs))
+            if self._presentation() != old_presentation:
+                for collection in self._collections.values():
+                    collection.rerender(self._presentation())
+
+    def truth(self, resource: str, account: str = "qonto") -> dict[str, dict[str, Any]]:
+        """id -> record exactly as currently served (JSON numbers parsed as Decimal)."""
+        with self._lock:
+            return self._collection(account, resource).truth()
+
+    def deleted_ids(self, resource: str, account: str = "qonto") -> set[str]:
+        with self._lock:
+            return set(self._collection(account, resource).deleted_ids)
+
+    def mutate(
+        self,
+        resource: str,
+        *,
+        update: int = 0,
+        create: int = 0,
+        delete: int = 0,
+        account: str = "qonto",
+    ) -> None:
+        """Apply changes now, as if users edited Qonto while a client is paging."""
+        with self._lock:
+            self._mutate(
+                self._account_key(account), resource, update=update, create=create, delete=delete
+            )
+
+    def fail_next(self, kind: str | int, count: int = 1, resource: str | None = None) -> None:
+        """Script ``kind`` for the next ``count`` list requests (of ``resource``, or of any)."""
+        kind = str(kind)
+        if kind not in FAULT_KINDS:
+            raise ValueError(
+                f"unknown fault kind {kind!r} (expected one of {', '.join(FAULT_KINDS)})"
+            )
+        if resource is not None and resource not in RESOURCES:
+            raise ValueError(f"unknown resource {resource!r}")
+        with self._lock:
+            self._scripted_faults.append(_ScriptedFault(kind, count, resource))
+
+    def stats(self) -> dict[str, Any]:
+        """Counts since start: API requests (admin calls excluded), statuses, faults, mutations."""
+        with self._lock:
+            return {
+                "requests": self._requests,
+                "statuses": dict(self._statuses),
+                "faults": dict(self._faults),
+                "list_requests": dict(self._list_requests),
+                "mutations": dict(self._mutations),
+            }
+
+    # ------------------------------------------------------------------ hooks for the HTTP handler
+
+    def connection_opened(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections.add(connection)
+
+    def connection_closed(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections.discard(connection)
+
+    def pause(self, seconds: float) -> None:
+        """Sleep in a handler thread; close() cuts the sleep short."""
+        self._closing.wait(seconds)
+
+    # ------------------------------------------------------------------ internals (lock held)
+
+    def _presentation(self) -> Presentation:
+        return Presentation(self.settings.null_updated_date_fraction, self.settings.extra_fields)
+
+    def _account_key(self, account: str) -> str:
+        """Accept an account key or a target system name ("qonto", "qonto-sandbox")."""
+        if account in self.settings.accounts:
+            return account
+        for account_key, target_system in self.settings.accounts.items():
+            if target_system == account:
+                return account_key
+        raise ValueError(f"unknown account {account!r}")
+
+    def _collection(self, account: str, resource: str) -> Collection:
+        if resource not in RESOURCES:
+            raise ValueError(
+                f"unknown resource {resource!r} (expected one of {', '.join(RESOURCES)})"
+            )
+        return self._collections[self._account_key(account), resource]
+
+    def _mutate(
+        self, account_key: str, resource: str, *, update: int, create: int, delete: int
+    ) -> None:
+        collection = self._collection(account_key, resource)
+        now = _now_millis()
+        presentation = self._presentation()
+        collection.update(self._mutation_rng, update, now, presentation)
+        collection.create(self._mutation_rng, create, now, presentation)
+        collection.delete(self._mutation_rng, delete)
+        self._mutations.update({"update": update, "create": create, "delete": delete})
+
+    # ------------------------------------------------------------------ request handling
+
+    def handle(self, request: Request) -> Reply:
+        """Answer one request; called from handler threads. Delays are left to the caller."""
+        if request.path.startswith("/_emulator/"):
+            return self._admin(request)
+        with self._lock:
+            reply = self._api(request)
+            self._requests += 1
+            if not reply.reset:
+                self._statuses[str(reply.status)] += 1
+        reply.delay_seconds += self.settings.latency_ms / 1000
+        return reply
+
+    def _api(self, request: Request) -> Reply:
+        if request.method == "GET" and request.path == "/health":
+            return Reply(200, b"Service is healthy", content_type="text/plain; charset=utf-8")
+        resource = request.path.removeprefix("/accounting/")
+        is_list = request.method == "GET" and resource in RESOURCES
+        if not is_list and (request.method, request.path) != ("GET", "/user/user-info"):
+            return self._error(404, f"Cannot {request.method} {request.path}", request)
+        account_key = self._authenticate(request)
+        if isinstance(account_key, Reply):
+            return account_key
+        if is_list:
+            return self._list(account_key, resource, request)
+        return self._user_info(account_key)
+
+    def _authenticate(self, request: Request) -> str | Reply:
+        api_key = request.header("X-API-KEY")
+        account_key = request.header("X-ACCOUNT-KEY")
+        if api_key not in self.settings.api_keys:
+            return self._error(401, "Invalid or missing X-API-KEY", request)
+        if account_key is None or account_key not in self.settings.accounts:
+            return self._error(401, "Invalid or missing X-ACCOUNT-KEY", request)
+        if account_key in self.settings.inactive_accounts:
+            return self._error(403, "The user account is inactive", request)
+        return account_key
+
+    def _user_info(self, account_key: str) -> Reply:
+        user_id = uuid.uuid5(uuid.NAMESPACE_URL, f"maesn-emulator/user/{account_key}")
+        account_id = uuid.uuid5(uuid.NAMESPACE_URL, f"maesn-emulator/account/{account_key}")
+        data = {
+            "id": str(user_id),
+            "account_id": str(account_id),
+            "family_name": "Lefèvre",
+            "name": "Zoé",
+        }
+        return _json_reply(200, {"data": data, "meta": {}, "errors": None, "rawData": None})
+
+    def _error(
+        self,
+        status: int,
+        message: str | list[str],
+        request: Request,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        """A NestJS-style error body."""
+        document = {"statusCode": status, "message": message, "error": HTTPStatus(status).phrase}
+        return _json_reply(status, self._with_echoed_headers(document, request), headers)
+
+    def _with_echoed_headers(self, document: dict[str, Any], request: Request) -> dict[str, Any]:
+        # Hostile on purpose: secrets in an error body must never reach a client's logs.
+        if self.settings.echo_headers_in_errors:
+            return {**document, "requestHeaders": dict(request.headers)}
+        return document
+
+    def _list(self, account_key: str, resource: str, request: Request) -> Reply:
+        self._list_requests[resource] += 1
+        target_system = self.settings.accounts[account_key]
+        if resource in self.settings.unsupported:
+            return self._error(
+                404, f"Endpoint not supported for target system {target_system}", request
+            )
+        query = _parse_list_query(resource, request.query)
+        if isinstance(query, list):
+            return self._error(400, query, request)
+        fault = self._draw_fault(resource)
+        if fault is not None and fault not in ("slow", "truncated", "data_not_list"):
+            return self._fault_reply(fault, target_system, request)
+        reply = self._page(
+            account_key, resource, query, request, data_not_list=fault == "data_not_list"
+        )
+        if fault == "truncated":
+            reply.body = reply.body[: len(reply.body) // 2]
+        if fault == "slow":
+            reply.delay_seconds = self.settings.slow_seconds
+        if reply.status == 200 and fault in (None, "slow"):
+            self._count_success_and_maybe_mutate(account_key, resource)
+        return reply
+
+    def _draw_fault(self, resource: str) -> str | None:
+        kind = self.settings.fail_always or self._take_scripted_fault(resource)
+        if (
+            kind is None
+            and self.settings.fault_rate
+            and self._fault_rng.random() < self.settings.fault_rate
+        ):
+            kind = self._fault_rng.choice(self.settings.fault_kinds)
+        if kind is not None:
+            self._faults[kind] += 1
+        return kind
+
+    def _take_scripted_fault(self, resource: str) -> str | None:
+        for scripted in self._scripted_faults:
+            if scripted.resource in (None, resource):
+                scripted.remaining -= 1
+                if scripted.remaining <= 0:
+                    self._scripted_faults.remove(scripted)
+                return scripted.kind
+        return None
+
+    def _fault_reply(self, kind: str, target_system: str, request: Request) -> Reply:
+        if kind == "reset":
+            return Reply(0, reset=True)
+        if kind == "html":
+            return Reply(200, _LOGIN_PAGE, content_type="text/html; charset=utf-8")
+        if kind == "422":
+            return _json_reply(422, self._with_echoed_headers(dict(_PAGE_OUT_OF_RANGE), request))
+        if kind == "429":
+            retry_after = {"Retry-After": str(self.settings.retry_after)}
+            return self._error(429, "ThrottlerException: Too Many Requests", request, retry_after)
+        messages = {
+            "401": "The end user must re-authenticate with the target system",
+            "403": "Forbidden resource",
+            "404": f"Resource not found in target system {target_system}",
+            "405": "Target system not found",
+            "500": "Internal server error",
+            "502": f"Bad Gateway: no valid response from {target_system}",
+            "503": "Service Unavailable",
+        }
+        return self._error(int(kind), messages[kind], request)
+
+    def _page(
+        self,
+        account_key: str,
+        resource: str,
+        query: _ListQuery,
+        request: Request,
+        *,
+        data_not_list: bool,
+    ) -> Reply:
+        warnings: list[str] = []
+        view_key = self._view_key(query, self.settings.accounts[account_key], warnings)
+        records = self._collections[account_key, resource].view(view_key)
+        total = len(records)
+        total_pages = math.ceil(total / query.limit)
+        if query.page > max(total_pages, 1) and self.settings.past_last_page == "422":
+            return _json_reply(422, self._with_echoed_headers(dict(_PAGE_OUT_OF_RANGE), request))
+        first = (query.page - 1) * query.limit
+        data = (
+            b"{}"
+            if data_not_list
+            else b"[" + b",".join(records[first : first + query.limit]) + b"]"
+        )
+        pagination = {
+            "total": total,
+            "perPage": query.limit,
+            "currentPage": query.page,
+            "totalPages": total_pages,
+        }
+        meta = self._meta(warnings, pagination)
+        body = (
+            b'{"meta":'
+            + to_json_bytes(meta)
+            + b',"data":'
+            + data
+            + b',"errors":null,"rawData":null}'
+        )
+        return Reply(200, body)
+
+    def _view_key(self, query: _ListQuery, target_system: str, warnings: list[str]) -> ViewKey:
+        """Apply the honor_* knobs: an unsupported parameter is ignored with a warning."""
+        since = query.since
+        if since is not None and not self.settings.honor_filters:
+            warnings.append(f"lastModifiedAt is not supported by {target_system} and was ignored")
+            since = None
+        order_field, order_dir = query.order_field, query.order_dir
+        if not self.settings.honor_ordering:
+            for name, value in (("orderField", order_field), ("orderDir", order_dir)):
+                if value is not None:
+                    warnings.append(f"{name} is not supported by {target_system} and was ignored")
+            order_field, order_dir = None, None
+        if order_field is None:  # Qonto's native order: newest first
+            return ViewKey(since, "createdDate", order_dir != "ASC")
+        return ViewKey(since, order_field, order_dir == "DESC")
+
+    def _meta(self, warnings: list[str], pagination: dict[str, int]) -> dict[str, Any] | None:
+        mode = self.settings.pagination_meta
+        if mode == "no_meta":
+            return None
+        return {"warnings": warnings, "pagination": pagination if mode == "full" else None}
+
+    def _count_success_and_maybe_mutate(self, account_key: str, resource: str) -> None:
+        self._successful_list_requests += 1
+        every = self.settings.mutate_every_requests
+        if every and self._successful_list_requests % every == 0:
+            batch = {
+                kind: self.settings.mutations_per_batch.get(kind, 0) for kind in MUTATION_KINDS
+            }
+            self._mutate(account_key, resource, **batch)
+
+    # ------------------------------------------------------------------ admin endpoints
+
+    def _admin(self, request: Request) -> Reply:
+        """Unauthenticated control endpoints, so scripts can drive a subprocess emulator."""
+        try:
+            document = self._admin_action(request)
+        except (ValueError, TypeError, KeyError) as problem:
+            return _json_reply(400, {"error": str(problem)})
+        if document is None:
+            return _json_reply(404, {"error": f"no admin endpoint {request.method} {request.path}"})
+        return _json_reply(200, document)
+
+    def _admin_action(self, request: Request) -> dict[str, Any] | None:
+        name = request.path.removeprefix("/_emulator/")
+        if request.method == "GET" and name == "stats":
+            return self.stats()
+        if request.method == "GET" and name.startswith("truth/"):
+            resource = name.removeprefix("truth/")
+            return self._truth_summary(resource, request.query.get("account", "qonto"))
+        commands: dict[str, Callable[..., None]] = {
+            "configure": self.configure,
+            "mutate": self.mutate,
+            "fail_next": self.fail_next,
+        }
+        if request.method == "POST" and name in commands:
+            payload = json.loads(request.body or b"{}")
+            commands[name](**payload)
+            return {"applied": {name: payload}}
+        return None
+
+    def _truth_summary(self, resource: str, account: str) -> dict[str, Any]:
+        with self._lock:
+            collection = self._collection(account, resource)
+            ids = sorted(collection.records)
+            deleted = sorted(collection.deleted_ids)
+        return {"count": len(ids), "ids": ids, "deleted_ids": deleted}
+
+
+def _seeded_rng(seed: str) -> random.Random:
+    """Reproducible test data and fault draws; nothing here needs unpredictability."""
+    return random.Random(seed)
+
+
+def _now_millis() -> datetime:
+    """Wall-clock UTC at millisecond precision, the resolution the API shows.
+
+    Never earlier than the seeded data, so a change always looks newer than every seeded
+    record even on a machine whose clock is behind.
+    """
+    now = datetime.now(UTC)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    return max(now, UPDATED_CAP + timedelta(milliseconds=1))
+
+
+# --------------------------------------------------------------------------- HTTP plumbing
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
+        self.emulator = emulator
+        super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that time out or hang up mid-answer are business as usual here.
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive; every reply carries Content-Length
+    server_version = "MaesnEmulator/1.0"
+    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls between headers and body
+    timeout = 120  # idle keep-alive connections are dropped eventually
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.emulator.connection_opened(self.connection)
+
+    def finish(self) -> None:
+        self.server.emulator.connection_closed(self.connection)
+        super().finish()
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    def _serve(self) -> None:
+        emulator = self.server.emulator
+        reply = emulator.handle(self._read_request())
+        if reply.delay_seconds:
+            emulator.pause(reply.delay_seconds)
+        if reply.reset:
+            self._reset_connection()
+            return
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(reply.body)
+
+    def _read_request(self) -> Request:
+        parts = urlsplit(self.path)
+        query = {
+            name: values[0]
+            for name, values in parse_qs(parts.query, keep_blank_values=True).items()
+        }
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        return Request(self.command, parts.path, query, list(self.headers.items()), body)
+
+    def _reset_connection(self) -> None:
+        # SO_LINGER on with a zero timeout makes the close send RST instead of FIN, so the
+        # client sees "connection reset by peer" rather than a clean end of stream. (The socket
+        # really closes a moment later, when finish() releases the request's file objects.)
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.emulator.settings.verbose:
+            super().log_message(format, *args)

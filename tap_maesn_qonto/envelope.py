@@ -1,0 +1,106 @@
+"""Read Maesn's response envelope into a :class:`Page`, or say clearly why not.
+
+Maesn wraps every list in ``{"meta": {"warnings": [...], "pagination": {...}},
+"data": [...], "errors": ..., "rawData": ...}``. A proxy's HTML login page, a
+truncated body or a changed envelope must stop the tap with a message a person
+can act on, not a ``JSONDecodeError`` traceback.
+"""
+
+from __future__ import annotations
+
+import decimal
+import typing as t
+from dataclasses import dataclass
+
+import msgspec
+
+from tap_maesn_qonto.errors import MaesnAPIError
+
+if t.TYPE_CHECKING:
+    import requests
+
+# Money must stay exact: every JSON number with a fraction becomes a Decimal.
+_DECODER = msgspec.json.Decoder(float_hook=decimal.Decimal)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of records with the paging facts Maesn reported beside it."""
+
+    number: int
+    records: list[dict]
+    total: int | None
+    total_pages: int | None
+    per_page: int | None
+    warnings: tuple[str, ...]
+
+
+def _optional_int(value: t.Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, decimal.Decimal) and value == int(value):
+        return int(value)
+    return None
+
+
+def _member(container: dict, name: str, kind: type[t.Any]) -> t.Any:
+    """``container[name]`` if it is of ``kind`` (meta and pagination may be null)."""
+    value = container.get(name)
+    return value if isinstance(value, kind) else kind()
+
+
+def _describe(response: requests.Response) -> str:
+    return f"GET {response.request.path_url.split('?')[0] if response.request else ''}"
+
+
+def _looks_like_html(response: requests.Response) -> bool:
+    content_type = response.headers.get("Content-Type", "").lower()
+    return "html" in content_type or response.content.lstrip()[:1] == b"<"
+
+
+def parse_page(response: requests.Response, *, number: int, api_url: str) -> Page:
+    """Decode one list response into a :class:`Page`.
+
+    Raises:
+        MaesnAPIError: if the body is not Maesn's JSON envelope with a list of records.
+    """
+    where = f"{_describe(response)} (page {number})"
+    if _looks_like_html(response):
+        msg = (
+            f"{where} answered with an HTML page instead of JSON (HTTP "
+            f"{response.status_code}); a proxy or login page is in the way. Check that "
+            f"api_url ({api_url}) points at the Maesn API."
+        )
+        raise MaesnAPIError(msg)
+    try:
+        body = _DECODER.decode(response.content)
+    except msgspec.DecodeError as exc:
+        msg = (
+            f"{where} answered with a body that is not valid JSON ({exc}; "
+            f"{len(response.content)} bytes, probably cut off). Re-run the tap; if it "
+            "persists, check the network path to api_url."
+        )
+        raise MaesnAPIError(msg) from None
+    if not isinstance(body, dict) or "data" not in body:
+        msg = f"{where} answered with JSON that is not Maesn's envelope (no 'data' member)."
+        raise MaesnAPIError(msg)
+    records = body["data"]
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        msg = (
+            f"{where} answered with 'data' that is not a list of records "
+            f"(got {type(records).__name__}). The endpoint's response format changed."
+        )
+        raise MaesnAPIError(msg)
+    meta = _member(body, "meta", dict)
+    pagination = _member(meta, "pagination", dict)
+    warnings = _member(meta, "warnings", list)
+    return Page(
+        number=number,
+        records=records,
+        total=_optional_int(pagination.get("total")),
+        total_pages=_optional_int(pagination.get("totalPages")),
+        per_page=_optional_int(pagination.get("perPage")),
+        warnings=tuple(str(w) for w in warnings),
+    )

@@ -1,0 +1,40 @@
+"""One gate every request passes through, shared by all streams and threads.
+
+It holds a single "earliest next send" time. A 429's ``Retry-After`` pushes that
+time out for every worker, not only the one that was refused (otherwise the other
+workers keep hammering a server that asked for a pause), and an optional
+requests-per-second cap spaces sends by ``1 / rate``. Both are the same mechanism,
+so one small lock-protected clock serves both; pyrate-limiter covers the cap but
+not server-driven pauses.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+
+class RequestThrottle:
+    """Blocks callers until they may send their next request."""
+
+    def __init__(self, max_requests_per_second: float | None = None) -> None:
+        self._interval = 1.0 / max_requests_per_second if max_requests_per_second else 0.0
+        self._lock = threading.Lock()
+        self._next_send = 0.0  # time.monotonic() value
+        self._paused_until = 0.0
+
+    def pause(self, seconds: float) -> None:
+        """Hold every sender for ``seconds`` from now (a server asked us to wait)."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    def wait(self) -> float:
+        """Block until a request may be sent; return the seconds waited."""
+        with self._lock:
+            now = time.monotonic()
+            send_at = max(now, self._next_send, self._paused_until)
+            self._next_send = send_at + self._interval
+        delay = send_at - now
+        if delay > 0:
+            time.sleep(delay)
+        return delay

@@ -1,0 +1,50 @@
+"""The reliability report's scenarios, at reduced size: nothing lost, nothing doubled.
+
+`scripts/reliability_report.py` (no --quick) runs the same scenarios with >= 20 000
+records each; the README shows its table.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "reliability_report.py"
+
+
+def _load_report_module():
+    spec = importlib.util.spec_from_file_location("reliability_report", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+REPORT = _load_report_module()
+SCENARIOS = [
+    "clean",
+    "updates_creates",
+    "deletes",
+    "ignored_order",
+    "ignored_filter_and_order",
+    "faults",
+    "sigkill",
+    "never_clears",
+    "past_last_page",
+    "broken_page_then_resume",
+]
+
+
+@pytest.mark.parametrize("index", range(len(SCENARIOS)), ids=SCENARIOS)
+def test_scenario_loses_nothing_and_duplicates_nothing(tmp_path: Path, index: int) -> None:
+    scenarios = REPORT.Scenarios(1200, tmp_path, REPORT.random.Random(7 + index))
+    outcome = scenarios.all()[index]()
+    assert outcome.lost == 0, outcome
+    assert outcome.duplicates == 0, outcome
+    assert outcome.received == outcome.expected, outcome
+    assert outcome.result == "PASS", outcome

@@ -54,7 +54,7 @@ def main() -> int:
     args = parser.parse_args()
 
     loaded = warehouse_counts(args.duckdb_python, args.database, args.schema)
-    print(f"{'table':<20} {'rows':>8} {'distinct ids':>13} {'emulator':>9}  result")
+    print(f"{'table':<24} {'rows':>8} {'distinct ids':>13} {'emulator':>9}  result")
     ok = True
     for table, resource in TABLES.items():
         rows, ids = loaded[table]

@@ -24,8 +24,22 @@ export TAP_MAESN_QONTO_API_URL="$(cat "$work/emulator.url")"
 echo "Maesn emulator: $TAP_MAESN_QONTO_API_URL"
 
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS=false
-rm -rf output/warehouse.duckdb .meltano/run
 "$meltano" install
+# Start from an empty warehouse and no state, so the counts below mean something.
+rm -rf output/warehouse.duckdb && mkdir -p output
+"$meltano" state clear --force emulator:tap-maesn-qonto-to-target-duckdb >/dev/null 2>&1 || true
+
+echo "== Run 1: full extraction"
+"$meltano" run tap-maesn-qonto target-duckdb
+
+echo "== Changing data in the emulator (updates and new records), then run 2: incremental"
+uv run --locked python - "$TAP_MAESN_QONTO_API_URL" <<'PY'
+import json, sys, urllib.request
+for resource in ("invoices", "bills", "bookingProposals"):
+    body = json.dumps({"resource": resource, "update": 25, "create": 10}).encode()
+    request = urllib.request.Request(f"{sys.argv[1]}/_emulator/mutate", data=body, method="POST")
+    urllib.request.urlopen(request, timeout=10).close()
+PY
 "$meltano" run tap-maesn-qonto target-duckdb
 
 uv run --locked python scripts/check_warehouse.py \

@@ -23,3 +23,7 @@ class EndpointUnavailableError(MaesnAPIError):
 
 class InvalidStateError(TapStopError):
     """The state passed to the tap cannot be resumed from safely."""
+
+
+class InvalidConfigError(TapStopError):
+    """A setting is missing or has the wrong shape."""

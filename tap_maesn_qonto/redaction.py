@@ -11,12 +11,14 @@ import logging
 import typing as t
 
 MASK = "***"
+# Masking a one- or two-letter "key" would shred every log line; real keys are long.
+MIN_SECRET_LENGTH = 6
 
 
 def redact(text: str, secrets: t.Iterable[str]) -> str:
     """Return ``text`` with every secret value replaced by ``***``."""
     for secret in secrets:
-        if secret:
+        if len(secret) >= MIN_SECRET_LENGTH:
             text = text.replace(secret, MASK)
     return text
 
@@ -27,7 +29,9 @@ class SecretRedactingFilter(logging.Filter):
     def __init__(self, secrets: t.Iterable[str]) -> None:
         super().__init__()
         # Longest first, so a secret that contains another is masked whole.
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.secrets = sorted(
+            {s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True
+        )
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Mask secrets in the message, its arguments and any exception text."""

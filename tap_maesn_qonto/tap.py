@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import sys
 import typing as t
+from pathlib import Path
 
 from singer_sdk import Tap
 from singer_sdk.contrib.msgspec import MsgSpecWriter
@@ -13,7 +15,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
 from tap_maesn_qonto import redaction
-from tap_maesn_qonto.errors import InvalidStateError, TapStopError
+from tap_maesn_qonto.errors import InvalidConfigError, InvalidStateError, TapStopError
 from tap_maesn_qonto.settings import CONFIG_SCHEMA, find_problems
 from tap_maesn_qonto.state import check_state
 from tap_maesn_qonto.streams import STREAM_TYPES
@@ -49,14 +51,18 @@ class TapMaesnQonto(Tap):
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         # The SDK checks types and required keys only; formats and typos are ours.
-        errors = super()._validate_config(raise_errors=raise_errors)
-        known = set(self.config_jsonschema["properties"])
-        problems = find_problems(self.config, known)
-        if problems and raise_errors:
-            raise ConfigValidationError(
-                "Config validation failed", errors=problems, schema=self.config_jsonschema
+        try:
+            errors = super()._validate_config(raise_errors=raise_errors)
+        except ConfigValidationError as exc:
+            errors = list(exc.errors)
+        errors += find_problems(self.config, set(self.config_jsonschema["properties"]))
+        if errors and raise_errors:
+            msg = (
+                f"Invalid config: {'; '.join(errors)}. "
+                "`tap-maesn-qonto --about` lists every setting."
             )
-        return errors + problems
+            raise InvalidConfigError(msg)
+        return errors
 
     def load_state(self, state: dict[str, t.Any]) -> None:
         super().load_state(check_state(state, set(self.streams), self.logger))
@@ -64,45 +70,49 @@ class TapMaesnQonto(Tap):
     def discover_streams(self) -> list[Stream]:
         return [stream_type(self) for stream_type in STREAM_TYPES]
 
-    @classmethod
-    def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
-        """Run the CLI; expected failures end in one readable line and exit code 1."""
+
+_JSON_FILE_OPTIONS = {
+    "--config": "Fix the JSON or point --config at the right file.",
+    "--catalog": "Regenerate it with `tap-maesn-qonto --config ... --discover`.",
+    "--state": (
+        "Restore the last good state (e.g. `meltano state get`) or delete it to start "
+        "from start_date."
+    ),
+}
+
+
+def _check_json_files(argv: list[str]) -> None:
+    """Name a missing or corrupt --config/--catalog/--state file instead of a traceback."""
+    for option, value in itertools.pairwise(argv):
+        advice = _JSON_FILE_OPTIONS.get(option)
+        if advice is None or value == "ENV":
+            continue
         try:
-            state_file = kwargs.get("state")
-            if state_file is not None:
-                kwargs["state"] = _StateText(_read_state_file(state_file))
-            super().invoke(*args, **kwargs)
-        except TapStopError as exc:
-            cls.logger.debug("Traceback of the error below:", exc_info=True)
-            cls.logger.error("%s", exc)  # noqa: TRY400 - the traceback is for debug level only
-            sys.exit(1)
+            text = Path(value).read_text(encoding="utf-8")
+        except OSError as exc:
+            msg = f"Cannot read the {option[2:]} file {value}: {exc.strerror}. {advice}"
+            raise TapStopError(msg) from None
+        if option == "--state" and not text.strip():
+            continue  # an empty state file means "no state yet"; the SDK reads it as {}
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            msg = (
+                f"The {option[2:]} file {value} is not valid JSON ({exc.msg} at line "
+                f"{exc.lineno}, column {exc.colno}). {advice}"
+            )
+            raise (InvalidStateError if option == "--state" else TapStopError)(msg) from None
 
 
-class _StateText:
-    """A file-like wrapper handing already-validated state text to the SDK."""
-
-    def __init__(self, text: str) -> None:
-        self._text = text
-
-    def read(self) -> str:
-        return self._text
-
-
-def _read_state_file(state_file: t.IO[str]) -> str:
-    name = getattr(state_file, "name", "the state file")
-    text = state_file.read()
-    if not text.strip():
-        return "{}"  # an empty state file means "no state yet"
+def main() -> None:
+    """Console entry point: expected failures end in one readable line and exit code 1."""
     try:
-        json.loads(text)
-    except json.JSONDecodeError as exc:
-        msg = (
-            f"The state file {name} is not valid JSON ({exc.msg} at line {exc.lineno}, "
-            f"column {exc.colno}). Restore the last good state (e.g. `meltano state get`) "
-            "or delete it to start from start_date."
-        )
-        raise InvalidStateError(msg) from None
-    return text
-
-
-logging.getLogger(__name__).addHandler(logging.NullHandler())
+        _check_json_files(sys.argv[1:])
+        TapMaesnQonto.cli()
+    except TapStopError as exc:
+        logger = TapMaesnQonto.logger
+        if not logger.hasHandlers():  # failed before the SDK set up logging
+            logging.basicConfig(format="%(asctime)s | %(levelname)-8s | %(name)s | %(message)s")
+        logger.debug("Traceback of the error below:", exc_info=True)
+        logger.error("%s", exc)  # noqa: TRY400 - the traceback is for debug level only
+        sys.exit(1)

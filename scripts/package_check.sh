@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Build the sdist and wheel, check their metadata, install the wheel into a fresh
+# virtualenv and run the installed tap: --about, then a short sync against the
+# emulator that ships inside the wheel.
+source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
+work=$(mktemp -d)
+trap 'kill "${emulator_pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+uv build --quiet --out-dir "$work/dist"
+uvx --quiet twine==7.0.0 check --strict "$work"/dist/*
+wheel=$(ls "$work"/dist/*.whl)
+python3 -m zipfile -l "$wheel" | grep -q "tap_maesn_qonto/emulator/server.py" || { echo "emulator missing from wheel"; exit 1; }
+python3 -m zipfile -l "$wheel" | grep -q "tap_maesn_qonto/schemas/invoices.json" || { echo "schemas missing from wheel"; exit 1; }
+
+uv venv --quiet "$work/venv"
+uv pip install --quiet --python "$work/venv/bin/python" "$wheel"
+"$work/venv/bin/tap-maesn-qonto" --about > /dev/null
+
+"$work/venv/bin/python" -m tap_maesn_qonto.emulator --port 0 --url-file "$work/url" \
+  --invoices 150 --bills 40 --booking-proposals 30 > /dev/null 2>&1 &
+emulator_pid=$!
+for _ in $(seq 100); do [ -s "$work/url" ] && break; sleep 0.1; done
+printf '{"api_key": "emulator-api-key", "account_key": "emulator-account-qonto", "api_url": "%s"}' \
+  "$(cat "$work/url")" > "$work/config.json"
+records=$("$work/venv/bin/tap-maesn-qonto" --config "$work/config.json" 2>/dev/null | grep -c '"type":"RECORD"')
+[ "$records" -eq 220 ] || { echo "installed wheel synced $records records, expected 220"; exit 1; }
+echo "Package check: sdist and wheel built, twine check passed, installed wheel synced $records records."

@@ -1,0 +1,31 @@
+"""TLS stays on and keys never travel in clear text to another host."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tap_maesn_qonto.tap import TapMaesnQonto
+
+PACKAGE = Path(__file__).resolve().parent.parent / "tap_maesn_qonto"
+
+
+def test_tls_certificates_are_always_verified() -> None:
+    tap = TapMaesnQonto(config={"api_key": "k" * 8, "account_key": "a" * 8})
+    for stream in tap.streams.values():
+        assert stream.requests_session.verify is True  # type: ignore[attr-defined]
+    for source in PACKAGE.rglob("*.py"):
+        assert "verify=False" not in source.read_text(), f"{source} turns TLS verification off"
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8787", "http://localhost:1", "http://[::1]:80"])
+def test_plain_http_is_allowed_only_to_loopback(url: str) -> None:
+    TapMaesnQonto(config={"api_key": "k" * 8, "account_key": "a" * 8, "api_url": url})
+
+
+def test_plain_http_to_another_host_needs_an_explicit_setting() -> None:
+    config = {"api_key": "k" * 8, "account_key": "a" * 8, "api_url": "http://maesn.internal"}
+    with pytest.raises(Exception, match="plain http to a non-loopback host"):
+        TapMaesnQonto(config=config)
+    TapMaesnQonto(config={**config, "allow_insecure_http": True})

@@ -1,0 +1,73 @@
+"""The request gate: Retry-After holds every worker, and the rate cap spaces sends.
+
+A fake clock makes these exact: no test here waits in real time.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tap_maesn_qonto import throttle as throttle_module
+from tap_maesn_qonto.client import retry_after_seconds
+from tap_maesn_qonto.throttle import RequestThrottle
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(throttle_module.time, "monotonic", fake.monotonic)
+    monkeypatch.setattr(throttle_module.time, "sleep", fake.sleep)
+    return fake
+
+
+def test_without_a_cap_requests_go_at_once(clock: FakeClock) -> None:
+    gate = RequestThrottle()
+    assert [gate.wait() for _ in range(5)] == [0, 0, 0, 0, 0]
+
+
+def test_a_rate_cap_spaces_requests_evenly(clock: FakeClock) -> None:
+    gate = RequestThrottle(max_requests_per_second=4)
+    waits = [gate.wait() for _ in range(5)]
+    assert waits == pytest.approx([0, 0.25, 0.25, 0.25, 0.25])
+
+
+def test_retry_after_seen_by_one_worker_holds_every_worker(clock: FakeClock) -> None:
+    gate = RequestThrottle()
+    gate.pause(3)  # one worker got a 429 with Retry-After: 3
+    assert gate.wait() == pytest.approx(3)  # the next sender, whoever it is, waits
+    assert gate.wait() == 0  # the pause is over for everyone after that
+
+
+def test_a_shorter_pause_never_shortens_a_longer_one(clock: FakeClock) -> None:
+    gate = RequestThrottle()
+    gate.pause(5)
+    gate.pause(1)
+    assert gate.wait() == pytest.approx(5)
+
+
+class _Response:
+    def __init__(self, value: str | None) -> None:
+        self.headers = {} if value is None else {"Retry-After": value}
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("7", 7.0), (None, None), ("soon", None), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)],
+)
+def test_retry_after_is_read_as_seconds_or_an_http_date(
+    header: str | None, seconds: float | None
+) -> None:
+    assert retry_after_seconds(_Response(header)) == seconds  # type: ignore[arg-type]

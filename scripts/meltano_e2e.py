@@ -12,6 +12,9 @@ check prints one line; the script exits 1 if any fails.
    dropped field) and flattening work through Meltano into target-jsonl.
 4. Two `meltano run`s into DuckDB: the second resumes from the stored state and
    every table's row count equals the emulator's truth after the merge.
+5. The MeltanoHub definition works as users will meet it: `meltano add --from-ref`
+   into a fresh project (pip_url pointed at this checkout, as PyPI would serve it),
+   `meltano install`, and a `meltano invoke` that syncs from the emulator.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,17 +40,19 @@ STREAMS = {"invoices": "invoices", "bills": "bills", "booking_proposals": "booki
 
 class Meltano:
     def __init__(self, executable: str, emulator: Emulator) -> None:
-        self.executable = executable
+        self.executable = str(Path(executable).resolve())  # also run from other projects
         self.env = {
             **os.environ,
             "TAP_MAESN_QONTO_API_URL": emulator.url,
             "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
         }
 
-    def __call__(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str, cwd: Path = ROOT, **env: str
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [self.executable, *args],
-            cwd=ROOT,
+            cwd=cwd,
             env={**self.env, **env},
             capture_output=True,
             text=True,
@@ -171,11 +177,48 @@ def duckdb_counts(database: Path) -> dict[str, list[int]]:
     return json.loads(result.stdout)
 
 
+def check_hub_definition_installs(meltano: Meltano, emulator: Emulator) -> str:
+    hub_file = (
+        ROOT / "hub" / "_data" / "meltano" / "extractors" / "tap-maesn-qonto" / "maesn-qonto.yml"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp) / "project"
+        project.mkdir()
+        (project / "meltano.yml").write_text(
+            "send_anonymous_usage_stats: false\ndefault_environment: dev\n"
+            "environments:\n- name: dev\nproject_id: hub-check\n"
+        )
+        run = lambda *args, **env: meltano(*args, cwd=project, **env)  # noqa: E731
+        added = run(
+            "add", "--no-install", "--from-ref", str(hub_file), "extractor", "tap-maesn-qonto"
+        )
+        assert added.returncode == 0, added.stderr[-2000:]
+        text = (project / "meltano.yml").read_text()
+        assert "pip_url: tap-maesn-qonto" in text, "the Hub definition's pip_url changed"
+        (project / "meltano.yml").write_text(
+            text.replace("pip_url: tap-maesn-qonto", f"pip_url: {ROOT}")
+        )
+        installed = run("install")
+        assert installed.returncode == 0, installed.stderr[-2000:]
+        synced = run(
+            "invoke",
+            "tap-maesn-qonto",
+            TAP_MAESN_QONTO_API_KEY="emulator-api-key",
+            TAP_MAESN_QONTO_ACCOUNT_KEY="emulator-account-qonto",
+        )
+        assert synced.returncode == 0, synced.stderr[-2000:]
+        records = synced.stdout.count('"type":"RECORD"')
+        expected = sum(len(emulator.truth(r)) for r in STREAMS.values())
+        assert records == expected, f"{records} records, the emulator has {expected}"
+    return f"Hub definition: meltano add --from-ref, install, invoke synced {records} records"
+
+
 CHECKS: list[Callable[[Meltano, Emulator], str]] = [
     check_config_test,
     check_select_list,
     check_maps_flattening_and_env,
     check_two_runs_into_duckdb,
+    check_hub_definition_installs,
 ]
 
 

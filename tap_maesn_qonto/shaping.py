@@ -23,6 +23,17 @@ from tap_maesn_qonto.timestamps import normalize_timestamp
 JSON = t.Any
 
 
+# Values of exactly these Python types already have the schema's JSON type and pass
+# through untouched; anything else goes through the (slower) coercion methods. Exact
+# type checks, because bool is an int subclass but not a JSON number.
+_PASS_THROUGH: dict[str, frozenset[type]] = {
+    "string": frozenset({str}),
+    "number": frozenset({int, decimal.Decimal}),
+    "integer": frozenset({int}),
+    "boolean": frozenset({bool}),
+}
+
+
 def _types(prop: dict) -> set[str]:
     declared = prop.get("type", [])
     return {declared} if isinstance(declared, str) else set(declared)
@@ -59,26 +70,33 @@ class Shaper:
             }
         elif self.kind == "array" and isinstance(schema.get("items"), dict):
             self.items = Shaper(schema["items"], issues, f"{path}[]")
+        self.pass_types = (
+            frozenset() if self.is_datetime else _PASS_THROUGH.get(self.kind, frozenset())
+        )
+        #: Reshapes one non-null value; chosen once here, not per value.
+        self.convert: t.Callable[[JSON], JSON] = self._choose_converter()
+        self._field_names = frozenset(self.fields)
+        self._plan = [(name, sub.pass_types, sub.convert) for name, sub in self.fields.items()]
 
-    def shape(self, value: JSON) -> JSON:  # noqa: PLR0911 - one branch per JSON type
-        """Return ``value`` reshaped to this node's schema."""
-        if value is None:
-            return None
+    def _choose_converter(self) -> t.Callable[[JSON], JSON]:
         if self.is_datetime:
-            return self._datetime(value)
+            return self._datetime
         if self.kind == "object":
-            return self._object(value) if self.fields else self._free_object(value)
-        if self.kind == "array":
-            return self._array(value)
-        if self.kind == "number":
-            return self._number(value)
-        if self.kind == "integer":
-            return self._integer(value)
-        if self.kind == "boolean":
-            return self._boolean(value)
-        if self.kind == "string":
-            return value if isinstance(value, str) else self._string(value)
-        return value
+            return self._object if self.fields else self._free_object
+        converters: dict[str, t.Callable[[JSON], JSON]] = {
+            "array": self._array,
+            "number": self._number,
+            "integer": self._integer,
+            "boolean": self._boolean,
+            "string": self._string,
+        }
+        return converters.get(self.kind, _unchanged)
+
+    def shape(self, value: JSON) -> JSON:
+        """Return ``value`` reshaped to this node's schema."""
+        if value is None or type(value) in self.pass_types:
+            return value
+        return self.convert(value)
 
     def _unreadable(self, value: JSON) -> None:
         self.issues.note_unreadable(self.path)
@@ -97,10 +115,15 @@ class Shaper:
         if not isinstance(value, dict):
             self._unreadable(value)
             return None
-        if len(value) > len(self.fields) or not value.keys() <= self.fields.keys():
-            for name in value.keys() - self.fields.keys():
+        if not self._field_names.issuperset(value):
+            for name in value.keys() - self._field_names:
                 self.issues.unknown_fields.add(f"{self.path}.{name}" if self.path else name)
-        return {name: sub.shape(value.get(name)) for name, sub in self.fields.items()}
+        # The hot loop of the whole tap: one dict lookup and one type check per field.
+        shaped = {}
+        for name, pass_types, convert in self._plan:
+            item = value.get(name)
+            shaped[name] = item if item is None or type(item) in pass_types else convert(item)
+        return shaped
 
     def _free_object(self, value: JSON) -> dict | None:
         if isinstance(value, dict):
@@ -114,7 +137,8 @@ class Shaper:
             return None
         if self.items is None:
             return value
-        return [self.items.shape(item) for item in value]
+        shape = self.items.shape
+        return [shape(item) for item in value]
 
     def _number(self, value: JSON) -> JSON:
         if isinstance(value, (int, decimal.Decimal)) and not isinstance(value, bool):
@@ -151,7 +175,13 @@ class Shaper:
         return None
 
     def _string(self, value: JSON) -> str | None:
+        if isinstance(value, str):
+            return value
         if isinstance(value, (int, decimal.Decimal)) and not isinstance(value, bool):
             return str(value)  # e.g. an account number sent as a number
         self._unreadable(value)
         return None
+
+
+def _unchanged(value: JSON) -> JSON:
+    return value

@@ -10,12 +10,12 @@ import typing as t
 from pathlib import Path
 
 from singer_sdk import Tap
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
 from tap_maesn_qonto import redaction
 from tap_maesn_qonto.errors import InvalidConfigError, InvalidStateError, TapStopError
+from tap_maesn_qonto.output import BufferedSingerWriter
 from tap_maesn_qonto.settings import CONFIG_SCHEMA, find_problems
 from tap_maesn_qonto.state import check_state
 from tap_maesn_qonto.streams import STREAM_TYPES
@@ -31,7 +31,7 @@ class TapMaesnQonto(Tap):
     name = "tap-maesn-qonto"
     package_name = "tap-maesn-qonto"
     config_jsonschema = CONFIG_SCHEMA
-    message_writer_class = MsgSpecWriter
+    message_writer_class = BufferedSingerWriter
     # Only what the tests exercise. BATCH and ACTIVATE_VERSION (full-table only) are
     # left out rather than advertised untested.
     capabilities: t.ClassVar[list] = [

@@ -1,0 +1,687 @@
+"""Benchmark the tap against the Maesn emulator: wall, CPU, peak RSS and requests per run.
+
+    uv run python scripts/benchmark.py            # 10 000 and 100 000 records at 0, 50, 100 ms
+    uv run python scripts/benchmark.py --quick    # 2 000 and 5 000 records at 0 and 20 ms
+    uv run python scripts/benchmark.py --profile  # cProfile of one in-process sync (30 000 records)
+
+Every run is the tap as a user runs it, ``python -m tap_maesn_qonto --config cfg.json``, in its
+own process, so its CPU time and peak RSS come from ``os.wait4`` and nothing else is counted. The
+emulator runs in another process (its CPU is not the tap's), one per data size, its latency
+changed between runs through ``POST /_emulator/configure``. All records are invoices (the other
+streams are empty) and pages hold 100 records.
+
+Each (latency, size) is run twice, ``sequential`` (max_concurrency 1) and ``concurrent`` (the
+default, 4), so the gain of concurrency is a ratio measured on the same emulator. "limit" is the
+best any client could do:
+
+* latency > 0: ``ceil(pages / max_concurrency) * latency``, the time spent waiting alone;
+* latency 0: the wall time of a bare client (the ``baseline read+write`` row) that GETs every
+  page in order over one keep-alive session with the tap's headers and query, decodes it with
+  ``json.loads(parse_float=Decimal)`` and writes every record as one RECORD line with msgspec
+  (as the tap's writer does), into the same counting pipe as the tap, and nothing else.
+
+Timings are for reading, never asserted: the smoke test only runs the same code at tiny sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import fcntl
+import json
+import math
+import os
+import pstats
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))  # the tap runs from this checkout, installed or not
+
+FULL_SIZES = (10_000, 100_000)
+FULL_LATENCIES_MS = (0, 50, 100)
+QUICK_SIZES = (2_000, 5_000)
+QUICK_LATENCIES_MS = (0, 20)
+PROFILE_RECORDS = 30_000
+PROFILE_TOP = 25
+
+PAGE_SIZE = 100
+DEFAULT_CONCURRENCY = 4  # the tap's default max_concurrency
+MODES = {"sequential": 1, "concurrent": DEFAULT_CONCURRENCY}
+BASELINE_MODE = "baseline read+write"
+
+API_KEY = "emulator-api-key"
+ACCOUNT_KEY = "emulator-account-qonto"
+START_DATE = "2020-01-01T00:00:00Z"
+
+# MsgSpecWriter writes compact JSON, so every RECORD message contains exactly this once.
+RECORD_MARKER = b'"type":"RECORD"'
+READ_CHUNK = 1 << 20
+PIPE_BYTES = 1 << 20  # a big pipe: the tap rarely waits for the counting reader
+
+EMULATOR_START_TIMEOUT_S = 300.0
+TARGET_LATENCY_MS, TARGET_LATENCY_RECORDS, TARGET_WALL_PER_LIMIT = 100, 10_000, 1.5
+TARGET_RECORDS_PER_S = 15_000
+TARGET_RSS_RATIO = 1.2
+
+
+class BenchmarkError(RuntimeError):
+    """A run did not do what it was measured for (wrong record count, failure)."""
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class Row:
+    """One measured run: the tap (or the baseline client) reading ``records`` at ``latency_ms``."""
+
+    latency_ms: float
+    records: int
+    mode: str
+    wall_s: float
+    cpu_s: float
+    peak_rss_mb: float
+    requests: int
+    limit_s: float
+
+    @property
+    def records_per_s(self) -> float:
+        return self.records / self.wall_s if self.wall_s else 0.0
+
+    @property
+    def wall_per_limit(self) -> float:
+        return self.wall_s / self.limit_s if self.limit_s else math.inf
+
+
+@dataclass
+class ProcessUsage:
+    """What ``os.wait4`` and the stdout reader saw of one child process."""
+
+    wall_s: float
+    cpu_s: float
+    peak_rss_mb: float
+    record_lines: int
+    exit_code: int
+
+
+def pages_for(records: int) -> int:
+    return math.ceil(records / PAGE_SIZE)
+
+
+def latency_limit_s(records: int, concurrency: int, latency_ms: float) -> float:
+    """Time spent only waiting: rounds of ``concurrency`` pages, each one latency long."""
+    return math.ceil(pages_for(records) / concurrency) * latency_ms / 1000
+
+
+# --------------------------------------------------------------------------- emulator process
+
+
+class EmulatorProcess:
+    """``python -m tap_maesn_qonto.emulator`` in its own process, all records in ``invoices``."""
+
+    def __init__(self, records: int, workdir: Path) -> None:
+        self.records = records
+        self._url_file = workdir / f"emulator-{records}.url"
+        self._log_path = workdir / f"emulator-{records}.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def __enter__(self) -> EmulatorProcess:
+        self._url_file.unlink(missing_ok=True)
+        argv = [
+            *(sys.executable, "-m", "tap_maesn_qonto.emulator", "--port", "0"),
+            *("--url-file", str(self._url_file), "--invoices", str(self.records)),
+            *("--bills", "0", "--booking-proposals", "0", "--latency-ms", "0"),
+        ]
+        with self._log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                argv, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=log
+            )
+        self.url = self._wait_for_url()
+        self._warm_up()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+    def _wait_for_url(self) -> str:
+        assert self._process is not None
+        deadline = time.monotonic() + EMULATOR_START_TIMEOUT_S
+        while not self._url_file.exists():
+            if self._process.poll() is not None:
+                raise BenchmarkError(f"the emulator exited: {self._log_path.read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise BenchmarkError("the emulator did not start in time")
+            time.sleep(0.05)
+        return self._url_file.read_text().strip()
+
+    def _warm_up(self) -> None:
+        # The first list request builds and caches the emulator's sorted view of the data;
+        # that one-off cost must not land in whichever run comes first.
+        response = requests.get(
+            f"{self.url}/accounting/invoices",
+            params=list_params(page=1),
+            headers=api_headers(),
+            timeout=60,
+        )
+        response.raise_for_status()
+
+    def _admin(self, name: str, payload: dict | None = None) -> dict[str, Any]:
+        url = f"{self.url}/_emulator/{name}"
+        if payload is None:
+            response = requests.get(url, timeout=60)
+        else:
+            response = requests.post(url, json=payload, timeout=60)
+        response.raise_for_status()
+        return response.json()
+
+    def set_latency(self, latency_ms: float) -> None:
+        self._admin("configure", {"latency_ms": latency_ms})
+
+    def request_count(self) -> int:
+        return int(self._admin("stats")["requests"])
+
+
+def list_params(page: int) -> dict[str, str | int]:
+    """The query the tap sends on a first run, so the baseline asks the emulator the same."""
+    return {
+        "page": page,
+        "limit": PAGE_SIZE,
+        "lastModifiedAt": START_DATE,
+        "orderField": "createdDate",
+        "orderDir": "ASC",
+    }
+
+
+def api_headers() -> dict[str, str]:
+    return {"X-API-KEY": API_KEY, "X-ACCOUNT-KEY": ACCOUNT_KEY, "Accept": "application/json"}
+
+
+# --------------------------------------------------------------------------- measured processes
+
+
+def run_measured(argv: Sequence[str], stderr: IO[bytes]) -> ProcessUsage:
+    """Run ``argv``; count RECORD lines on its stdout; CPU and peak RSS of that process only."""
+    started = time.monotonic()
+    process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=stderr)
+    assert process.stdout is not None
+    with process.stdout:
+        with contextlib.suppress(OSError):  # a smaller pipe only costs a few more wake-ups
+            fcntl.fcntl(process.stdout.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        record_lines = count_record_lines(process.stdout.fileno())
+    _, status, usage = os.wait4(process.pid, 0)
+    wall_s = time.monotonic() - started
+    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    return ProcessUsage(
+        wall_s=wall_s,
+        cpu_s=usage.ru_utime + usage.ru_stime,
+        peak_rss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
+        record_lines=record_lines,
+        exit_code=process.returncode,
+    )
+
+
+def count_record_lines(fd: int) -> int:
+    """Count RECORD messages until end of file, in large chunks so the writer never waits."""
+    count = 0
+    carry = b""  # a marker may straddle two chunks
+    while chunk := os.read(fd, READ_CHUNK):
+        data = carry + chunk
+        count += data.count(RECORD_MARKER)
+        # Shorter than the marker, so a marker counted above is never counted twice.
+        carry = data[-(len(RECORD_MARKER) - 1) :]
+    return count
+
+
+def measured_row(
+    argv: Sequence[str],
+    emulator: EmulatorProcess,
+    workdir: Path,
+    *,
+    latency_ms: float,
+    mode: str,
+    limit_s: float | None,
+) -> Row:
+    """Run one process against ``emulator``, check it emitted every record, make its row."""
+    stderr_path = workdir / "stderr.log"
+    before = emulator.request_count()
+    with stderr_path.open("wb") as stderr:
+        usage = run_measured(argv, stderr)
+    requests_made = emulator.request_count() - before
+    if usage.exit_code != 0 or usage.record_lines != emulator.records:
+        raise BenchmarkError(
+            f"{mode} at {latency_ms} ms: exit code {usage.exit_code}, "
+            f"{usage.record_lines} of {emulator.records} records; stderr ends with:\n"
+            f"{stderr_path.read_text(errors='replace')[-3000:]}"
+        )
+    return Row(
+        latency_ms=latency_ms,
+        records=emulator.records,
+        mode=mode,
+        wall_s=usage.wall_s,
+        cpu_s=usage.cpu_s,
+        peak_rss_mb=usage.peak_rss_mb,
+        requests=requests_made,
+        limit_s=usage.wall_s if limit_s is None else limit_s,  # the baseline is its own limit
+    )
+
+
+def tap_config(url: str, concurrency: int) -> dict[str, Any]:
+    return {
+        "api_key": API_KEY,
+        "account_key": ACCOUNT_KEY,
+        "api_url": url,
+        "start_date": START_DATE,
+        "page_size": PAGE_SIZE,
+        "max_concurrency": concurrency,
+    }
+
+
+def run_tap(
+    emulator: EmulatorProcess,
+    workdir: Path,
+    latency_ms: float,
+    mode: str,
+    zero_latency_limit: float,
+) -> Row:
+    concurrency = MODES[mode]
+    config_path = workdir / f"config-{concurrency}.json"
+    config_path.write_text(json.dumps(tap_config(emulator.url, concurrency)))
+    argv = [sys.executable, "-m", "tap_maesn_qonto", "--config", str(config_path)]
+    limit_s = (
+        latency_limit_s(emulator.records, concurrency, latency_ms)
+        if latency_ms
+        else zero_latency_limit
+    )
+    return measured_row(argv, emulator, workdir, latency_ms=latency_ms, mode=mode, limit_s=limit_s)
+
+
+def run_baseline(emulator: EmulatorProcess, workdir: Path) -> Row:
+    """The bare read+write client, in its own process like the tap (see ``baseline_main``)."""
+    argv = [
+        *(sys.executable, str(Path(__file__).resolve())),
+        *("--baseline-client", emulator.url, str(pages_for(emulator.records))),
+    ]
+    return measured_row(argv, emulator, workdir, latency_ms=0, mode=BASELINE_MODE, limit_s=None)
+
+
+def run_benchmark(sizes: Sequence[int], latencies_ms: Sequence[float]) -> list[Row]:
+    """Measure every (size, latency, mode); one emulator per size, reused across latencies."""
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="tap-benchmark-") as tmp:
+        workdir = Path(tmp)
+        for records in sizes:
+            print(f"... starting an emulator with {records} invoices", file=sys.stderr)
+            with EmulatorProcess(records, workdir) as emulator:
+                zero_latency_limit = math.nan
+                for latency_ms in latencies_ms:
+                    emulator.set_latency(latency_ms)
+                    if latency_ms == 0:
+                        baseline = run_baseline(emulator, workdir)
+                        rows.append(baseline)
+                        zero_latency_limit = baseline.wall_s
+                    for mode in MODES:
+                        print(f"... {records} records, {latency_ms} ms, {mode}", file=sys.stderr)
+                        rows.append(
+                            run_tap(emulator, workdir, latency_ms, mode, zero_latency_limit)
+                        )
+    return rows
+
+
+# --------------------------------------------------------------------------- baseline client
+
+
+def baseline_main(url: str, pages: int) -> None:
+    """GET every page in order over one session, decode with Decimals, write RECORD lines.
+
+    Nothing of the tap is imported by this script at module level, so this process pays only
+    for what it measures.
+    """
+    # Same framing as the tap's messages, so the benchmark counts both the same way.
+    encode = msgspec.json.Encoder(decimal_format="number").encode
+    out = sys.stdout.buffer
+    with requests.Session() as session:
+        session.headers.update(api_headers())
+        for page in range(1, pages + 1):
+            response = session.get(
+                f"{url}/accounting/invoices",
+                params=list_params(page),
+                timeout=60,
+            )
+            response.raise_for_status()
+            for record in json.loads(response.content, parse_float=Decimal)["data"]:
+                out.write(encode({"type": "RECORD", "stream": "invoices", "record": record}))
+                out.write(b"\n")
+    out.flush()
+
+
+# --------------------------------------------------------------------------- report
+
+
+COLUMNS = (
+    "latency ms",
+    "records",
+    "mode",
+    "wall s",
+    "CPU s",
+    "peak RSS MB",
+    "requests",
+    "records/s",
+    "limit s",
+    "wall/limit",
+)
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    cells = [
+        [
+            f"{row.latency_ms:g}",
+            f"{row.records}",
+            row.mode,
+            f"{row.wall_s:.2f}",
+            f"{row.cpu_s:.2f}",
+            f"{row.peak_rss_mb:.1f}",
+            f"{row.requests}",
+            f"{row.records_per_s:,.0f}",
+            f"{row.limit_s:.2f}",
+            f"{row.wall_per_limit:.2f}",
+        ]
+        for row in rows
+    ]
+    widths = [max(len(text) for text in column) for column in zip(COLUMNS, *cells, strict=True)]
+
+    def line(texts: Sequence[str]) -> str:
+        return "| " + " | ".join(t.rjust(w) for t, w in zip(texts, widths, strict=True)) + " |"
+
+    separator = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(COLUMNS), separator, *(line(c) for c in cells)])
+
+
+def find_row(rows: Sequence[Row], latency_ms: float, records: int, mode: str) -> Row | None:
+    return next(
+        (r for r in rows if (r.latency_ms, r.records, r.mode) == (latency_ms, records, mode)),
+        None,
+    )
+
+
+def format_summary(rows: Sequence[Row]) -> str:
+    sizes = sorted({r.records for r in rows})
+    latencies = sorted({r.latency_ms for r in rows})
+    lines = ["Concurrency gain (sequential wall / concurrent wall):"]
+    for latency_ms in latencies:
+        for records in sizes:
+            sequential = find_row(rows, latency_ms, records, "sequential")
+            concurrent = find_row(rows, latency_ms, records, "concurrent")
+            if sequential and concurrent:
+                gain = sequential.wall_s / concurrent.wall_s
+                lines.append(f"  {latency_ms:g} ms, {records} records: {gain:.2f}x")
+    smallest, largest = sizes[0], sizes[-1]
+    if largest != smallest:
+        lines.append(f"Peak RSS {largest}/{smallest} records, concurrent:")
+        for latency_ms in latencies:
+            ratio = rss_ratio(rows, latency_ms, smallest, largest)
+            if ratio is not None:
+                lines.append(f"  {latency_ms:g} ms: {ratio:.2f}")
+    return "\n".join(lines)
+
+
+def rss_ratio(rows: Sequence[Row], latency_ms: float, small: int, large: int) -> float | None:
+    small_row = find_row(rows, latency_ms, small, "concurrent")
+    large_row = find_row(rows, latency_ms, large, "concurrent")
+    if small_row is None or large_row is None:
+        return None
+    return large_row.peak_rss_mb / small_row.peak_rss_mb
+
+
+def format_targets(rows: Sequence[Row]) -> str:
+    """The team's targets beside what this run measured; reported, never enforced."""
+
+    def verdict(met: bool | None) -> str:
+        return "not measured in this run" if met is None else ("met" if met else "NOT MET")
+
+    lines = ["Targets:"]
+    row = find_row(rows, TARGET_LATENCY_MS, TARGET_LATENCY_RECORDS, "concurrent")
+    measured = f"{row.wall_per_limit:.2f}x" if row else "-"
+    lines.append(
+        f"  {TARGET_LATENCY_MS} ms, {TARGET_LATENCY_RECORDS} records, concurrent wall <= "
+        f"{TARGET_WALL_PER_LIMIT}x limit: {measured} -> "
+        f"{verdict(row.wall_per_limit <= TARGET_WALL_PER_LIMIT if row else None)}"
+    )
+    zero_latency = [r for r in rows if r.latency_ms == 0 and r.mode == "concurrent"]
+    row = max(zero_latency, key=lambda r: r.records, default=None)
+    measured = f"{row.records_per_s:,.0f} records/s ({row.records} records)" if row else "-"
+    lines.append(
+        f"  0 ms, concurrent, largest size, >= {TARGET_RECORDS_PER_S:,} records/s: {measured} -> "
+        f"{verdict(row.records_per_s >= TARGET_RECORDS_PER_S if row else None)}"
+    )
+    ratios = [
+        ratio
+        for latency_ms in sorted({r.latency_ms for r in rows})
+        if (ratio := rss_ratio(rows, latency_ms, 10_000, 100_000)) is not None
+    ]
+    measured = f"{max(ratios):.2f} (worst over latencies)" if ratios else "-"
+    lines.append(
+        f"  peak RSS 100 000 / 10 000 records <= {TARGET_RSS_RATIO}: {measured} -> "
+        f"{verdict(max(ratios) <= TARGET_RSS_RATIO if ratios else None)}"
+    )
+    return "\n".join(lines)
+
+
+def print_report(rows: Sequence[Row]) -> None:
+    print(format_table(rows))
+    print()
+    print(format_summary(rows))
+    print()
+    print(format_targets(rows))
+
+
+# --------------------------------------------------------------------------- profile
+
+
+@contextlib.contextmanager
+def profile_all_threads() -> Iterator[list[cProfile.Profile]]:
+    """Profile this thread (first in the list) and, apart, every thread started meanwhile.
+
+    cProfile sees only the thread that enables it. Its default wall clock is kept: a CPU clock
+    costs a system call per event and inflates call-heavy code several times over.
+    """
+    profiles = [cProfile.Profile()]
+    lock = threading.Lock()
+
+    def profile_new_thread(*_: object) -> None:
+        sys.setprofile(None)  # hand over from this one-shot hook to the thread's own profiler
+        profile = cProfile.Profile()
+        with lock:
+            profiles.append(profile)
+        profile.enable()
+
+    threading.setprofile(profile_new_thread)
+    profiles[0].enable()
+    try:
+        yield profiles
+    finally:
+        profiles[0].disable()
+        threading.setprofile(None)
+
+
+@contextlib.contextmanager
+def stdout_to_devnull_and_stderr_to(path: Path) -> Iterator[None]:
+    """Redirect at the descriptor level: the tap writes to ``sys.stdout.buffer`` directly."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(os.devnull, "wb") as devnull, path.open("wb") as log:
+        os.dup2(devnull.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def short_location(function: tuple[str, int, str]) -> str:
+    """``file:line(name)`` with the venv and checkout prefixes cut, so origins stay readable."""
+    filename, line, name = function
+    for marker in ("site-packages/", f"{REPO_ROOT}/", "lib/python3."):
+        if marker in filename:
+            filename = filename.split(marker, 1)[1]
+            break
+    return f"{filename}:{line}({name})" if line else name
+
+
+def format_profile(stats: pstats.Stats, sort_key: str, records: int) -> str:
+    stats.sort_stats(sort_key)
+    header = f"{'ncalls':>10} {'tottime':>8} {'cumtime':>8} {'tot µs/rec':>10} {'cum µs/rec':>10}  function"
+    lines = [header]
+    for function in stats.fcn_list[:PROFILE_TOP]:  # type: ignore[attr-defined]
+        primitive_calls, calls, tottime, cumtime, _ = stats.stats[function]  # type: ignore[attr-defined]
+        ncalls = f"{calls}" if calls == primitive_calls else f"{calls}/{primitive_calls}"
+        lines.append(
+            f"{ncalls:>10} {tottime:8.3f} {cumtime:8.3f} {tottime / records * 1e6:10.2f} "
+            f"{cumtime / records * 1e6:10.2f}  {short_location(function)}"
+        )
+    return "\n".join(lines)
+
+
+@dataclass
+class SyncTimes:
+    """One in-process sync: wall, CPU of the whole process and of the thread that ran it."""
+
+    wall_s: float
+    process_cpu_s: float
+    main_thread_cpu_s: float
+
+
+def timed_sync(config: dict[str, Any], log_path: Path) -> SyncTimes:
+    # Imported here only: the baseline client runs this script and must not pay for the SDK.
+    from tap_maesn_qonto.tap import TapMaesnQonto  # noqa: PLC0415
+
+    tap = TapMaesnQonto(config=config)
+    wall, process_cpu, thread_cpu = time.monotonic(), time.process_time(), time.thread_time()
+    with stdout_to_devnull_and_stderr_to(log_path):
+        tap.sync_all()
+    return SyncTimes(
+        wall_s=time.monotonic() - wall,
+        process_cpu_s=time.process_time() - process_cpu,
+        main_thread_cpu_s=time.thread_time() - thread_cpu,
+    )
+
+
+def run_profile(records: int = PROFILE_RECORDS) -> None:
+    """Time one in-process sync, then profile another, and print where the time goes."""
+    with tempfile.TemporaryDirectory(prefix="tap-profile-") as tmp:
+        workdir = Path(tmp)
+        with EmulatorProcess(records, workdir) as emulator:
+            config = tap_config(emulator.url, DEFAULT_CONCURRENCY)
+            # Unprofiled first: real CPU figures, and every import is done before profiling.
+            plain = timed_sync(config, workdir / "tap-plain.log")
+            before = emulator.request_count()
+            with profile_all_threads() as profiles:
+                profiled = timed_sync(config, workdir / "tap-profiled.log")
+            requests_made = emulator.request_count() - before
+    main_thread = pstats.Stats(profiles[0])
+    fetch_threads = pstats.Stats(*profiles[1:]) if len(profiles) > 1 else None
+    print_profile(
+        records,
+        plain=plain,
+        profiled=profiled,
+        requests_made=requests_made,
+        main_thread=main_thread,
+        fetch_threads=fetch_threads,
+    )
+
+
+def print_profile(
+    records: int,
+    *,
+    plain: SyncTimes,
+    profiled: SyncTimes,
+    requests_made: int,
+    main_thread: pstats.Stats,
+    fetch_threads: pstats.Stats | None,
+) -> None:
+    def per_record(seconds: float) -> str:
+        return f"{seconds / records * 1e6:.0f} µs/record"
+
+    fetch_cpu = plain.process_cpu_s - plain.main_thread_cpu_s
+    print(
+        f"Profile: {records} records at 0 ms, max_concurrency {DEFAULT_CONCURRENCY}, in-process, "
+        f"{requests_made} requests.\n"
+        f"Without profiler: wall {plain.wall_s:.2f} s ({records / plain.wall_s:,.0f} records/s), "
+        f"CPU {plain.process_cpu_s:.2f} s = {per_record(plain.process_cpu_s)}: main thread "
+        f"(records) {per_record(plain.main_thread_cpu_s)}, page-fetch threads "
+        f"{per_record(fetch_cpu)}.\n"
+        f"Under the profiler: wall {profiled.wall_s:.2f} s, main thread CPU "
+        f"{per_record(profiled.main_thread_cpu_s)}.\n"
+        "Times below are the profiler's wall clock per thread. The threads share one GIL: the "
+        "main thread's wall minus its CPU is time spent waiting for it, mostly inside "
+        "FileIO.write (the one call per record that releases the GIL)."
+    )
+    print(f"\nMain thread (records), top {PROFILE_TOP} by tottime (own time):")
+    print(format_profile(main_thread, "tottime", records))
+    print(f"\nMain thread (records), top {PROFILE_TOP} by cumulative time:")
+    print(format_profile(main_thread, "cumulative", records))
+    if fetch_threads is not None:
+        print(
+            f"\nPage-fetch threads merged, top {PROFILE_TOP} by tottime (includes waiting for "
+            "the emulator, for work and for the GIL):"
+        )
+        print(format_profile(fetch_threads, "tottime", records))
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
+    parser.add_argument("--profile", action="store_true", help="cProfile one in-process sync")
+    # Internal: the bare client whose wall time is the 0 ms limit (run as its own process).
+    parser.add_argument(
+        "--baseline-client", nargs=2, metavar=("URL", "PAGES"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args(argv)
+    if args.baseline_client:
+        url, pages = args.baseline_client
+        baseline_main(url, int(pages))
+        return 0
+    if args.profile:
+        run_profile()
+        return 0
+    sizes, latencies = (
+        (QUICK_SIZES, QUICK_LATENCIES_MS) if args.quick else (FULL_SIZES, FULL_LATENCIES_MS)
+    )
+    started = time.monotonic()
+    rows = run_benchmark(sizes, latencies)
+    print_report(rows)
+    print(f"\n(benchmark took {time.monotonic() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

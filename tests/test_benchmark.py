@@ -1,0 +1,71 @@
+"""Smoke test of scripts/benchmark.py: its code path runs and yields sane rows.
+
+Only shapes and counts are checked. Timings depend on the machine and are never asserted.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "benchmark.py"
+RECORDS = 300
+LATENCIES_MS = (0, 10)
+
+
+def _load_benchmark_module():
+    spec = importlib.util.spec_from_file_location("benchmark", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+BENCHMARK = _load_benchmark_module()
+
+
+def test_benchmark_produces_one_sane_row_per_run() -> None:
+    rows = BENCHMARK.run_benchmark([RECORDS], LATENCIES_MS)
+
+    expected_runs = [(0, "baseline read+write"), (0, "sequential"), (0, "concurrent")]
+    expected_runs += [(10, "sequential"), (10, "concurrent")]
+    assert [(row.latency_ms, row.mode) for row in rows] == expected_runs
+    pages = math.ceil(RECORDS / 100)
+    for row in rows:
+        assert row.records == RECORDS
+        assert row.wall_s > 0
+        assert row.cpu_s > 0
+        assert row.peak_rss_mb > 1
+        # The tap also asks once for each empty stream; the baseline only reads invoices.
+        assert pages <= row.requests <= pages + 2
+        assert row.limit_s > 0
+        assert row.records_per_s > 0
+    baseline = rows[0]
+    assert all(row.limit_s == baseline.wall_s for row in rows[1:3])
+    assert rows[3].limit_s == BENCHMARK.latency_limit_s(RECORDS, 1, 10)
+    assert rows[4].limit_s == BENCHMARK.latency_limit_s(RECORDS, 4, 10)
+
+    report = "\n".join(
+        [
+            BENCHMARK.format_table(rows),
+            BENCHMARK.format_summary(rows),
+            BENCHMARK.format_targets(rows),
+        ]
+    )
+    assert report.count("\n|") == len(rows) + 1  # header separator and one line per row
+    assert "Concurrency gain" in report
+    assert "not measured in this run" in report  # no 10 000 / 100 000 rows at this size
+
+
+def test_record_lines_are_counted_across_chunk_boundaries(tmp_path: Path) -> None:
+    marker = BENCHMARK.RECORD_MARKER
+    # Straddle the reader's chunk boundary with one marker.
+    data = b"x" * (BENCHMARK.READ_CHUNK - 5) + marker + b"\n" + marker * 3
+    path = tmp_path / "messages"
+    path.write_bytes(data)
+    with path.open("rb") as handle:
+        assert BENCHMARK.count_record_lines(handle.fileno()) == 4

@@ -8,4 +8,7 @@ if ! command -v uv >/dev/null 2>&1; then
   export PATH="$HOME/.local/bin:$PATH"
 fi
 export UV_PYTHON="${UV_PYTHON:-3.11}"
+# Compile bytecode at install time: with PYTHONDONTWRITEBYTECODE set (as on our CI
+# machines) every start would otherwise recompile ~330 modules (0.45 s measured).
+export UV_COMPILE_BYTECODE=1
 uv sync --locked --quiet

@@ -200,9 +200,18 @@ def _check_unknown_keys(config: t.Mapping[str, t.Any], known: t.Iterable[str]) -
     return problems
 
 
+def _check_nulls(config: t.Mapping[str, t.Any]) -> list[str]:
+    # JSON schema lets every optional setting be null, but these need a value.
+    return [
+        f"'{name}' is null; remove it to use the default ({prop['default']!r}) or give a value"
+        for name, prop in CONFIG_SCHEMA["properties"].items()
+        if name in config and config[name] is None and "default" in prop
+    ]
+
+
 def find_problems(config: t.Mapping[str, t.Any], known_settings: t.Iterable[str]) -> list[str]:
     """Return one readable line per setting whose value has the wrong shape."""
-    problems = _check_unknown_keys(config, known_settings)
+    problems = _check_unknown_keys(config, known_settings) + _check_nulls(config)
     for problem in (
         _check_start_date(config.get("start_date")),
         _check_api_url(

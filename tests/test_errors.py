@@ -241,3 +241,38 @@ def test_a_bookmark_in_an_odd_format_is_normalized_and_resumed(tmp_path: Path) -
         r["updatedDate"] is None or r["updatedDate"] >= "2026-06-01T10:00:00.000000Z"
         for r in emitted
     )
+
+
+WRONG_TYPES = {
+    "api_key": 12345,
+    "account_key": ["a", "list"],
+    "account_label": "",
+    "sandbox": "maybe",
+    "start_date": 20240101,
+    "api_url": {"host": "api.maesn.dev"},
+    "page_size": "100",
+    "request_timeout": 0,
+    "lookback_window": -1,
+    "max_concurrency": 33,
+    "max_requests_per_second": 0,
+    "max_retries": 1.5,
+    "max_retry_seconds": None,
+    "allow_insecure_http": "yes",
+}
+
+
+@pytest.mark.parametrize(("setting", "value"), WRONG_TYPES.items(), ids=list(WRONG_TYPES))
+def test_every_setting_of_the_wrong_type_is_named(
+    tmp_path: Path, setting: str, value: object
+) -> None:
+    config = {
+        "api_key": "emulator-api-key",
+        "account_key": "emulator-account-qonto",
+        setting: value,
+    }
+    result = run_cli(config=config, tmp_path=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    _assert_one_clear_error(
+        result.stderr, "Invalid config", f"'{setting}'" if setting != "start_date" else "start_date"
+    )

@@ -727,3 +727,19 @@ def test_pyproject_installs_the_tap_console_script(pyproject, hub_definition):
     assert hub_definition.get("executable") == TAP_NAME, (
         f"Set `executable: {TAP_NAME}` in the Hub definition (the console script's name)"
     )
+
+
+BUILT_IN_SETTINGS = {"stream_maps", "stream_map_config", "faker_config"}
+
+
+def test_readme_documents_every_setting_with_its_environment_variable(about_settings):
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    for name in about_settings:
+        if name in BUILT_IN_SETTINGS or name.startswith("flattening_"):
+            continue
+        row = f"| `{name}` |"
+        assert row in readme, f"Add a row for setting {name!r} to the README's settings table"
+        line = next(line for line in readme.splitlines() if line.startswith(row))
+        assert f"`TAP_MAESN_QONTO_{name.upper()}`" in line, (
+            f"Give {name!r} its environment variable in the README's settings table"
+        )

@@ -232,3 +232,28 @@ def test_a_422_past_the_last_page_ends_the_stream_cleanly() -> None:
         for stream, resource in STREAM_RESOURCES.items():
             assert set(result.ids(stream)) == set(emulator.truth(resource))
             assert len(result.ids(stream)) == 50
+
+
+def test_each_stream_logs_progress_and_one_summary_line(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tap_maesn_qonto.client.PROGRESS_LOG_SECONDS", 0.0)  # every page
+    with Emulator(counts=_counts(30)) as emulator:
+        sync(tap_config(emulator, page_size=10))
+    for stream in STREAM_RESOURCES:
+        summaries = [
+            r.getMessage()
+            for r in caplog.records
+            if r.getMessage().startswith(f"{stream}: sync summary")
+        ]
+        assert summaries == [
+            f"{stream}: sync summary: 30 records emitted (0 older than the start dropped), "
+            f"3 pages, 1 passes, 0 retries, {summaries[0].rsplit(', ', 1)[1]}"
+        ]
+        progress = [
+            r.getMessage()
+            for r in caplog.records
+            if r.getMessage().startswith(f"{stream}: ") and "so far" in r.getMessage()
+        ]
+        assert progress, f"{stream}: no progress line"
+        assert "page 3 of 3" in progress[-1]

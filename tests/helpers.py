@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import typing as t
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter, decoder
 
@@ -114,3 +116,14 @@ def run_cli(
 
 def parse_messages(stdout: str) -> SyncResult:
     return SyncResult([json.loads(line) for line in stdout.splitlines() if line.strip()])
+
+
+def load_script(name: str) -> ModuleType:
+    """Import ``scripts/<name>.py`` (scripts are not a package) for its functions."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module

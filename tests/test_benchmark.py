@@ -5,27 +5,16 @@ Only shapes and counts are checked. Timings depend on the machine and are never 
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "benchmark.py"
+from tests.helpers import load_script
+
 RECORDS = 300
 LATENCIES_MS = (0, 10)
 
 
-def _load_benchmark_module():
-    spec = importlib.util.spec_from_file_location("benchmark", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-BENCHMARK = _load_benchmark_module()
+BENCHMARK = load_script("benchmark")
 
 
 def test_benchmark_produces_one_sane_row_per_run() -> None:
@@ -61,11 +50,10 @@ def test_benchmark_produces_one_sane_row_per_run() -> None:
     assert "not measured in this run" in report  # no 10 000 / 100 000 rows at this size
 
 
-def test_record_lines_are_counted_across_chunk_boundaries(tmp_path: Path) -> None:
-    marker = BENCHMARK.RECORD_MARKER
-    # Straddle the reader's chunk boundary with one marker.
-    data = b"x" * (BENCHMARK.READ_CHUNK - 5) + marker + b"\n" + marker * 3
-    path = tmp_path / "messages"
-    path.write_bytes(data)
-    with path.open("rb") as handle:
-        assert BENCHMARK.count_record_lines(handle.fileno()) == 4
+def test_record_counts_are_read_from_the_summary_lines() -> None:
+    stderr = (
+        "INFO invoices: sync summary: 1234 records emitted (0 older than the start dropped)\n"
+        "INFO bills: sync summary: 0 records emitted (0 older than the start dropped)\n"
+        "baseline: 56 records written\n"
+    )
+    assert BENCHMARK.records_reported(stderr) == 1290

@@ -6,26 +6,13 @@ records each; the README shows its table.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "reliability_report.py"
+from tests.helpers import load_script
 
-
-def _load_report_module():
-    spec = importlib.util.spec_from_file_location("reliability_report", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-REPORT = _load_report_module()
+REPORT = load_script("reliability_report")
 SCENARIOS = [
     "clean",
     "updates_creates",

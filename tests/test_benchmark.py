@@ -6,7 +6,6 @@ Only shapes and counts are checked. Timings depend on the machine and are never 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from tests.helpers import load_script
 

@@ -15,6 +15,7 @@ from tests.helpers import load_script
 REPORT = load_script("reliability_report")
 SCENARIOS = [
     "clean",
+    "burst_then_quiet",
     "updates_creates",
     "deletes",
     "ignored_order",

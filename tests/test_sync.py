@@ -257,3 +257,25 @@ def test_each_stream_logs_progress_and_one_summary_line(
         ]
         assert progress, f"{stream}: no progress line"
         assert "page 3 of 3" in progress[-1]
+
+
+@pytest.mark.parametrize(
+    ("start_date", "held_at"),
+    [
+        ("2024-06-01T00:00:00Z", "2024-06-01T00:00:00.000000Z"),
+        (None, "0001-01-01T00:00:00.000000Z"),
+    ],
+)
+def test_a_bookmark_is_held_at_the_start_while_records_keep_leaving(
+    start_date: str | None, held_at: str
+) -> None:
+    with Emulator(counts=_counts(60)) as emulator:
+        # Deletions all run long: every pass sees records leave.
+        emulator.configure(mutate_every_requests=1, mutations_per_batch={"delete": 1})
+        config = tap_config(emulator, page_size=5, max_concurrency=1)
+        config.pop("start_date")
+        if start_date:
+            config["start_date"] = start_date
+        result = sync(config)
+    for stream in STREAM_RESOURCES:
+        assert bookmark(result.final_state, stream)["replication_key_value"] == held_at

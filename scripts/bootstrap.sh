@@ -5,7 +5,12 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if ! command -v uv >/dev/null 2>&1; then
   python3 -m pip install --quiet --user "uv==0.13.*" 2>/dev/null || python3 -m pip install --quiet "uv==0.13.*"
-  export PATH="$HOME/.local/bin:$PATH"
+  # Wherever pip put the executable (user or interpreter scripts directory).
+  PATH="$HOME/.local/bin:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+  export PATH
+fi
+if ! command -v uv >/dev/null 2>&1; then
+  uv() { python3 -m uv "$@"; }  # the uv package also runs as a module
 fi
 export UV_PYTHON="${UV_PYTHON:-3.11}"
 # Compile bytecode at install time: with PYTHONDONTWRITEBYTECODE set (as on our CI

@@ -9,8 +9,10 @@ trap 'kill "${emulator_pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 uv build --quiet --out-dir "$work/dist"
 uv tool run --quiet twine==7.0.0 check --strict "$work"/dist/*
 wheel=$(ls "$work"/dist/*.whl)
-python3 -m zipfile -l "$wheel" | grep -q "tap_maesn_qonto/emulator/server.py" || { echo "emulator missing from wheel"; exit 1; }
-python3 -m zipfile -l "$wheel" | grep -q "tap_maesn_qonto/schemas/invoices.json" || { echo "schemas missing from wheel"; exit 1; }
+# Listed into a variable first: `grep -q` closing the pipe early would fail the listing.
+contents=$(python3 -m zipfile -l "$wheel")
+grep -q "tap_maesn_qonto/emulator/server.py" <<<"$contents" || { echo "emulator missing from wheel"; exit 1; }
+grep -q "tap_maesn_qonto/schemas/invoices.json" <<<"$contents" || { echo "schemas missing from wheel"; exit 1; }
 
 uv venv --quiet "$work/venv"
 uv pip install --quiet --python "$work/venv/bin/python" "$wheel"

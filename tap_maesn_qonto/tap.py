@@ -84,7 +84,11 @@ _JSON_FILE_OPTIONS = {
 
 def _check_json_files(argv: list[str]) -> None:
     """Name a missing or corrupt --config/--catalog/--state file instead of a traceback."""
-    for option, value in itertools.pairwise(argv):
+    # Click accepts both `--config FILE` and `--config=FILE`; read both the same way.
+    words = [
+        part for word in argv for part in (word.split("=", 1) if word.startswith("--") else [word])
+    ]
+    for option, value in itertools.pairwise(words):
         advice = _JSON_FILE_OPTIONS.get(option)
         if advice is None or value == "ENV":
             continue

@@ -276,3 +276,12 @@ def test_every_setting_of_the_wrong_type_is_named(
     _assert_one_clear_error(
         result.stderr, "Invalid config", f"'{setting}'" if setting != "start_date" else "start_date"
     )
+
+
+def test_a_corrupt_state_file_given_with_equals_is_named_too(tmp_path: Path) -> None:
+    with Emulator(counts=_counts(5)) as emulator:
+        state = _state_file(tmp_path, "{not json")
+        result = run_cli(f"--state={state}", config=tap_config(emulator), tmp_path=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    _assert_one_clear_error(result.stderr, "is not valid JSON")

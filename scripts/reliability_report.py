@@ -12,6 +12,8 @@ with the emulator's truth at the end:
 * received   distinct ids emitted over all runs of the scenario
 * lost       expected ids never emitted (must be 0)
 * duplicates the same record version (id and updatedDate) emitted twice in one run
+* stale      record versions older than a run's final bookmark that the run did not
+             emit (resuming from that bookmark would skip them for good; must be 0)
 * retries    retries the tap reported in its per-stream summary lines
 """
 
@@ -36,6 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tap_maesn_qonto.emulator import Emulator
+from tap_maesn_qonto.timestamps import normalize_timestamp
 
 RESOURCES = {"invoices": "invoices", "bills": "bills", "booking_proposals": "bookingProposals"}
 RETRY_LINE = re.compile(r"; retry \d+ in ")
@@ -49,9 +52,12 @@ class TapRun:
         default_factory=list
     )  # stream, id, updatedDate
     last_state: dict | None = None
+    #: Truth right after the run: (stream, id) -> normalized updatedDate.
+    versions_after: dict[tuple[str, str], str | None] = field(default_factory=dict)
     exit_code: int = 0
     retries: int = 0
     seconds: float = 0.0
+    stop_seconds: float | None = None  # from the signal to the process's exit
     stderr: str = ""
 
 
@@ -62,15 +68,25 @@ class Outcome:
     received: int
     lost: int
     duplicates: int
+    stale: int
     retries: int
     result: str
     note: str = ""
 
 
 def run_tap(
-    config: dict, state: dict | None, workdir: Path, kill_after_records: int | None = None
+    config: dict,
+    state: dict | None,
+    workdir: Path,
+    *,
+    kill_after_records: int | None = None,
+    kill_signal: signal.Signals = signal.SIGKILL,
+    emulator: Emulator | None = None,
 ) -> TapRun:
-    """Run the tap CLI; optionally SIGKILL it after that many RECORD messages."""
+    """Run the tap CLI; optionally send it a signal after that many RECORD messages.
+
+    With ``emulator``, the truth right after the run is kept for the bookmark check.
+    """
     config_path = workdir / "config.json"
     config_path.write_text(json.dumps(config))
     argv = [sys.executable, "-m", "tap_maesn_qonto", "--config", str(config_path)]
@@ -90,18 +106,69 @@ def run_tap(
             if message["type"] == "RECORD":
                 record = message["record"]
                 run.records.append((message["stream"], record["id"], record["updatedDate"]))
-                if kill_after_records is not None and len(run.records) >= kill_after_records:
-                    process.send_signal(signal.SIGKILL)
-                    break
+                if kill_after_records is not None and len(run.records) == kill_after_records:
+                    process.send_signal(kill_signal)
+                    signalled = time.monotonic()
+                    if kill_signal == signal.SIGKILL:
+                        break
             elif message["type"] == "STATE":
                 run.last_state = message["value"]
         process.wait()
+        if kill_after_records is not None and len(run.records) >= kill_after_records:
+            run.stop_seconds = time.monotonic() - signalled
         run.exit_code = process.returncode
         stderr.seek(0)
         run.stderr = stderr.read()
     run.seconds = time.monotonic() - started
     run.retries = len(RETRY_LINE.findall(run.stderr))
+    if emulator is not None:
+        run.versions_after = versions(emulator)
     return run
+
+
+def versions(emulator: Emulator) -> dict[tuple[str, str], str | None]:
+    """(stream, id) -> normalized updatedDate of every record the emulator holds now."""
+    return {
+        (stream, record_id): normalize(record["updatedDate"])
+        for stream, resource in RESOURCES.items()
+        for record_id, record in emulator.truth(resource).items()
+    }
+
+
+def normalize(value: str | None) -> str | None:
+    return None if value is None else normalize_timestamp(value)
+
+
+def stale_versions(runs: list[TapRun]) -> int:
+    """Versions older than a run's final bookmark that no run up to it emitted.
+
+    Resuming from that bookmark would skip them for good: the bookmark says "every
+    record version before me has reached the target".
+    """
+    emitted: set[tuple[str, str, str | None]] = set()
+    stale = 0
+    for run in runs:
+        emitted.update(run.records)
+        if not run.versions_after or not run.last_state:
+            continue
+        for stream in RESOURCES:
+            stream_state = run.last_state.get("bookmarks", {}).get(stream, {})
+            marks = [
+                p["replication_key_value"]
+                for p in stream_state.get("partitions", [])
+                if "replication_key_value" in p
+            ]
+            if not marks:
+                continue
+            stale += sum(
+                1
+                for (s, record_id), updated in run.versions_after.items()
+                if s == stream
+                and updated is not None
+                and updated < marks[0]
+                and (s, record_id, updated) not in emitted
+            )
+    return stale
 
 
 def judge(
@@ -112,17 +179,26 @@ def judge(
     received = {(s, i) for run in runs for s, i, _ in run.records}
     duplicates = sum(n - 1 for run in runs for n in Counter(run.records).values() if n > 1)
     lost = len(expected - received)
-    passed = ok and lost == 0 and duplicates == 0
+    invented = len(received - expected - deleted_ids(emulator))
+    stale = stale_versions(runs)
+    passed = ok and lost == 0 and duplicates == 0 and stale == 0 and invented == 0
+    if invented:
+        note = f"{note}; {invented} ids that never existed".lstrip("; ")
     return Outcome(
         scenario=name,
         expected=len(expected),
         received=len(received & expected),
         lost=lost,
         duplicates=duplicates,
+        stale=stale,
         retries=sum(run.retries for run in runs),
         result="PASS" if passed else "FAIL",
         note=note,
     )
+
+
+def deleted_ids(emulator: Emulator) -> set[tuple[str, str]]:
+    return {(s, i) for s, r in RESOURCES.items() for i in emulator.deleted_ids(r)}
 
 
 def stop_after_burst(emulator: Emulator, requests: int) -> None:
@@ -137,7 +213,8 @@ def stop_after_burst(emulator: Emulator, requests: int) -> None:
 
 
 def config_for(emulator: Emulator, **overrides: object) -> dict:
-    return {
+    """A config for ``emulator``; an override of None removes that setting."""
+    config = {
         "api_key": "emulator-api-key",
         "account_key": "emulator-account-qonto",
         "api_url": emulator.url,
@@ -145,6 +222,7 @@ def config_for(emulator: Emulator, **overrides: object) -> dict:
         "max_retry_seconds": 60,
         **overrides,
     }
+    return {name: value for name, value in config.items() if value is not None}
 
 
 class Scenarios:
@@ -170,41 +248,50 @@ class Scenarios:
             return judge("clean sync", emulator, [run], ok=run.exit_code == 0)
 
     def changes_while_paging(
-        self, name: str, batch: dict[str, int], burst_requests: int | None = None, **knobs: object
+        self,
+        name: str,
+        batch: dict[str, int],
+        burst_requests: int | None = None,
+        config_overrides: dict[str, object] | None = None,
+        **knobs: object,
     ) -> Outcome:
         """Records change while run 1 pages; run 2 (incremental) follows.
 
         With ``burst_requests`` the changes stop after that many list requests, so the
         tap's re-read pass can settle within run 1; without, they go on all run long.
         """
+        config_overrides = config_overrides or {}
         with Emulator(counts=self.counts(), **knobs) as emulator:
             present_before = {(s, i) for s, r in RESOURCES.items() for i in emulator.truth(r)}
             emulator.configure(mutate_every_requests=2, mutations_per_batch=batch)
             if burst_requests is not None:
                 stop_after_burst(emulator, burst_requests)
             # Small pages and little prefetch: many page boundaries for records to slide across.
-            first = run_tap(
-                config_for(emulator, page_size=10, max_concurrency=2), None, self.workdir
-            )
+            config = config_for(emulator, page_size=10, max_concurrency=2, **config_overrides)
+            first = run_tap(config, None, self.workdir)
             emulator.configure(mutate_every_requests=0)
+            first.versions_after = versions(emulator)
             # Records changed after the first run started are the next run's to read.
-            second = run_tap(config_for(emulator), first.last_state, self.workdir)
+            second = run_tap(config, first.last_state, self.workdir, emulator=emulator)
             mutations = sum(emulator.stats()["mutations"].values())
             repasses = first.stderr.count("Reading all pages again")
             unresolved = first.stderr.count("still changing after")
             still_there = {(s, i) for s, r in RESOURCES.items() for i in emulator.truth(r)}
             missed_by_run_1 = (present_before & still_there) - {(s, i) for s, i, _ in first.records}
+            # Exit 3 (records may be missing, bookmark held) is honest only when run 1
+            # really said so; the quiet run 2 must then complete.
+            honest = first.exit_code == 0 or (first.exit_code == 3 and unresolved > 0)
             return judge(
                 name,
                 emulator,
                 [first, second],
                 note=(
-                    f"{mutations} changes during run 1; {repasses} re-read passes, "
-                    f"{unresolved} streams still drifting (bookmark held); run 1 alone "
-                    f"missed {len(missed_by_run_1)} records that existed before it"
+                    f"{mutations} changes during run 1 (exit {first.exit_code}); "
+                    f"{repasses} re-read passes, {unresolved} streams held their bookmark; "
+                    f"{len(missed_by_run_1)} records changed before run 1 reached them "
+                    "(read by run 2)"
                 ),
-                ok=first.exit_code == second.exit_code == 0
-                and (unresolved > 0 or not missed_by_run_1),
+                ok=honest and second.exit_code == 0,
             )
 
     def ignored_filter_and_order(self) -> Outcome:
@@ -293,15 +380,101 @@ class Scenarios:
     def broken_page_then_resume(self) -> Outcome:
         with Emulator(counts=self.counts(2000)) as emulator:
             emulator.fail_next("truncated", count=1, resource="invoices")
-            broken = run_tap(config_for(emulator), None, self.workdir)
-            resumed = run_tap(config_for(emulator), broken.last_state, self.workdir)
-            return judge(
-                "truncated JSON, then resume",
-                emulator,
-                [broken, resumed],
-                note=f"first run exit {broken.exit_code}",
-                ok=broken.exit_code == 1 and resumed.exit_code == 0,
+            once = run_tap(config_for(emulator), None, self.workdir, emulator=emulator)
+            # Every attempt of the first bills request (max_retries 2: three) is cut off.
+            emulator.fail_next("truncated", count=3, resource="bills")
+            broken = run_tap(config_for(emulator, max_retries=2), once.last_state, self.workdir)
+            resumed = run_tap(
+                config_for(emulator), broken.last_state or once.last_state, self.workdir
             )
+            return judge(
+                "truncated JSON: once, then always",
+                emulator,
+                [once, broken, resumed],
+                note=(
+                    f"once: exit {once.exit_code} (retried); always: exit {broken.exit_code}; "
+                    f"resumed: exit {resumed.exit_code}"
+                ),
+                ok=once.exit_code == 0 and broken.exit_code == 1 and resumed.exit_code == 0,
+            )
+
+    def sigterm(self, stops: int = 2) -> Outcome:
+        """SIGTERM mid-sync while fetch-ahead workers wait out a 60 s Retry-After."""
+        with Emulator(counts=self.counts(), retry_after=60) as emulator:
+            config = config_for(emulator, page_size=100, max_concurrency=4, start_date=None)
+            runs: list[TapRun] = []
+            state: dict | None = None
+            for _ in range(stops):
+                emulator.fail_next("429", count=1, resource="invoices", page=3)
+                run = run_tap(
+                    config,
+                    state,
+                    self.workdir,
+                    kill_after_records=self.rng.randint(150, 199),
+                    kill_signal=signal.SIGTERM,
+                    emulator=emulator,
+                )
+                runs.append(run)
+                state = run.last_state or state
+            emulator.configure(retry_after=1)
+            final = run_tap(config, state, self.workdir, emulator=emulator)
+            runs.append(final)
+            waits = [r.stop_seconds for r in runs[:-1] if r.stop_seconds is not None]
+            codes = [r.exit_code for r in runs[:-1]]
+            return judge(
+                f"SIGTERM x{stops} (workers in a 60 s backoff), resume",
+                emulator,
+                runs,
+                note=(
+                    f"exit codes {codes}, each stopped within "
+                    f"{max(waits, default=float('nan')):.2f} s of the signal"
+                ),
+                ok=len(waits) == stops
+                and max(waits) < 5
+                and all(code == 143 for code in codes)
+                and final.exit_code == 0,
+            )
+
+    def transient_4xx(self) -> Outcome:
+        """A 404 and a 422 inside the reported pages: retried, not taken as the end."""
+        with Emulator(counts=self.counts()) as emulator:
+            emulator.fail_next("404", count=1, resource="invoices", page=3)
+            emulator.fail_next("422", count=2, resource="bills", page=2)
+            config = config_for(emulator, page_size=20)
+            config.pop("start_date")  # the whole list: page numbers
+            run = run_tap(config, None, self.workdir, emulator=emulator)
+            return judge(
+                "transient 404 and 422 mid-stream",
+                emulator,
+                [run],
+                note=f"exit {run.exit_code}",
+                ok=run.exit_code == 0 and run.retries >= 3,
+            )
+
+    def lagging_server_clock(self) -> Outcome:
+        """The server stamps changes hours behind this machine's clock."""
+        return self.changes_while_paging(
+            "server clock 3 h behind, changes while paging",
+            {"update": 4, "create": 1, "delete": 1},
+            updated_lag_seconds=3 * 3600,
+        )
+
+    def not_maesn(self) -> Outcome:
+        with Emulator(counts=self.counts(100), not_maesn=True) as emulator:
+            run = run_tap(config_for(emulator), None, self.workdir)
+            said = "does not point at the Maesn API" in run.stderr
+            outcome = judge(
+                "api_url is a web server, not Maesn",
+                emulator,
+                [run],
+                note=f"exit {run.exit_code}, {len(run.records)} records, one clear line: {said}",
+                ok=run.exit_code == 1 and said and not run.records,
+            )
+            # Nothing can be read there; what counts is the refusal, not the records.
+            outcome.lost = 0
+            outcome.expected = outcome.received = 0
+            outcome.result = "PASS" if run.exit_code == 1 and said else "FAIL"
+            return outcome
 
     def all(self) -> list[Callable[[], Outcome]]:
         return [
@@ -321,11 +494,24 @@ class Scenarios:
                 honor_ordering=False,
             ),
             self.ignored_filter_and_order,
+            lambda: self.changes_while_paging(
+                "old records edited + others deleted (filtered)",
+                {"update": 10, "delete": 5},
+            ),
+            lambda: self.changes_while_paging(
+                "edits all run long, whole-list read",
+                {"update": 3, "create": 1, "delete": 1},
+                config_overrides={"start_date": None},
+            ),
+            self.lagging_server_clock,
             self.faults,
+            self.transient_4xx,
             self.sigkill,
+            self.sigterm,
             self.never_clears,
             self.past_last_page,
             self.broken_page_then_resume,
+            self.not_maesn,
         ]
 
 
@@ -336,11 +522,12 @@ def print_table(outcomes: list[Outcome]) -> None:
         "distinct received",
         "lost",
         "duplicates",
+        "stale",
         "retries",
         "result",
     )
     rows = [
-        (o.scenario, o.expected, o.received, o.lost, o.duplicates, o.retries, o.result)
+        (o.scenario, o.expected, o.received, o.lost, o.duplicates, o.stale, o.retries, o.result)
         for o in outcomes
     ]
     widths = [max(len(str(x)) for x in column) for column in zip(header, *rows, strict=True)]

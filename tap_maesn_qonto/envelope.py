@@ -1,9 +1,11 @@
 """Read Maesn's response envelope into a :class:`Page`, or say clearly why not.
 
 Maesn wraps every list in ``{"meta": {"warnings": [...], "pagination": {...}},
-"data": [...], "errors": ..., "rawData": ...}``. A proxy's HTML login page, a
-truncated body or a changed envelope must stop the tap with a message a person
-can act on, not a ``JSONDecodeError`` traceback.
+"data": [...], "errors": ..., "rawData": ...}``. A proxy's HTML login page or a
+changed envelope must stop the tap with a message a person can act on, not a
+``JSONDecodeError`` traceback. A truncated body, or a 200 whose ``errors`` member
+is set (Maesn could not get the page from Qonto), is transient: it is raised as
+retriable, and fatal only when it persists.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import typing as t
 from dataclasses import dataclass
 
 import msgspec
+from singer_sdk.exceptions import RetriableAPIError
 
-from tap_maesn_qonto.errors import MaesnAPIError
+from tap_maesn_qonto.errors import MaesnAPIError, WrongApiUrlError
 
 if t.TYPE_CHECKING:
     import requests
@@ -73,16 +76,16 @@ def parse_page(response: requests.Response, *, number: int, api_url: str) -> Pag
             f"{response.status_code}); a proxy or login page is in the way. Check that "
             f"api_url ({api_url}) points at the Maesn API."
         )
-        raise MaesnAPIError(msg)
+        raise WrongApiUrlError(msg)
     try:
         body = _DECODER.decode(response.content)
     except msgspec.DecodeError as exc:
         msg = (
             f"{where} answered with a body that is not valid JSON ({exc}; "
-            f"{len(response.content)} bytes, probably cut off). Re-run the tap; if it "
-            "persists, check the network path to api_url."
+            f"{len(response.content)} bytes, probably cut off). If it persists, check "
+            "the network path to api_url."
         )
-        raise MaesnAPIError(msg) from None
+        raise RetriableAPIError(msg, response) from None
     if not isinstance(body, dict) or "data" not in body:
         msg = f"{where} answered with JSON that is not Maesn's envelope (no 'data' member)."
         raise MaesnAPIError(msg)
@@ -93,6 +96,10 @@ def parse_page(response: requests.Response, *, number: int, api_url: str) -> Pag
             f"(got {type(records).__name__}). The endpoint's response format changed."
         )
         raise MaesnAPIError(msg)
+    if body.get("errors"):
+        detail = msgspec.json.encode(body["errors"]).decode()[:300]
+        msg = f"{where} answered 200 with an error from Maesn instead of records: {detail}"
+        raise RetriableAPIError(msg, response)
     meta = _member(body, "meta", dict)
     pagination = _member(meta, "pagination", dict)
     warnings = _member(meta, "warnings", list)

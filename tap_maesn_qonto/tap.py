@@ -2,25 +2,43 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import gc
-import itertools
 import json
 import logging
+import os
+import shutil
+import stat
 import sys
+import tempfile
 import typing as t
-from pathlib import Path
+from functools import cached_property
 
 from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
 from tap_maesn_qonto import redaction
-from tap_maesn_qonto.errors import InvalidConfigError, InvalidStateError, TapStopError
+from tap_maesn_qonto.client import MaesnStream
+from tap_maesn_qonto.errors import (
+    IncompleteSyncError,
+    InvalidConfigError,
+    InvalidStateError,
+    TapStopError,
+    WrongApiUrlError,
+)
 from tap_maesn_qonto.output import BufferedSingerWriter
-from tap_maesn_qonto.settings import CONFIG_SCHEMA, find_problems
+from tap_maesn_qonto.runtime import RunContext
+from tap_maesn_qonto.settings import (
+    CONFIG_SCHEMA,
+    DEFAULT_API_URL,
+    find_problems,
+    hide_secret_values,
+    wrongly_typed_secrets,
+)
 from tap_maesn_qonto.state import check_state
 from tap_maesn_qonto.streams import STREAM_TYPES
-from tap_maesn_qonto.throttle import RequestThrottle
 
 if t.TYPE_CHECKING:
     from singer_sdk.streams import Stream
@@ -48,28 +66,98 @@ class TapMaesnQonto(Tap):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
         redaction.install((self.config.get("api_key", ""), self.config.get("account_key", "")))
-        self.throttle = RequestThrottle(self.config.get("max_requests_per_second"))
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        # The SDK has read every --config/--state/--catalog input before it builds the
+        # tap: private copies of piped ones go now, not at exit (which os._exit skips).
+        _discard_private_copies()
         # The SDK checks types and required keys only; formats and typos are ours.
         try:
             errors = super()._validate_config(raise_errors=raise_errors)
         except ConfigValidationError as exc:
             errors = list(exc.errors)
         errors += find_problems(self.config, set(self.config_jsonschema["properties"]))
-        if errors and raise_errors:
+        properties = self.config_jsonschema["properties"]
+        # jsonschema quotes the value ("12345678901 is not of type 'string'"): never a key's.
+        errors = hide_secret_values(errors, self.config, properties)
+        # Discovery does not validate, but a key of the wrong type stops it too: it could
+        # be neither sent nor masked in the logs.
+        problems = errors if raise_errors else wrongly_typed_secrets(self.config, properties)
+        if problems:
             msg = (
-                f"Invalid config: {'; '.join(errors)}. "
+                f"Invalid config: {'; '.join(problems)}. "
                 "`tap-maesn-qonto --about` lists every setting."
             )
             raise InvalidConfigError(msg)
         return errors
 
     def load_state(self, state: dict[str, t.Any]) -> None:
-        super().load_state(check_state(state, set(self.streams), self.logger))
+        super().load_state(
+            check_state(
+                state,
+                set(self.streams),
+                self.logger,
+                account_labels=[self.config.get("account_label", "default")],
+            )
+        )
+
+    @cached_property
+    def run(self) -> RunContext:
+        """What the streams of this run share (session, throttle, stop signal)."""
+        return RunContext(
+            api_url=str(self.config.get("api_url", DEFAULT_API_URL)),
+            max_concurrency=int(self.config.get("max_concurrency", 4)),
+            max_requests_per_second=self.config.get("max_requests_per_second"),
+        )
 
     def discover_streams(self) -> list[Stream]:
-        return [stream_type(self) for stream_type in STREAM_TYPES]
+        return [stream_type(self, run=self.run) for stream_type in STREAM_TYPES]
+
+    # The SDK marks sync_all final; this wraps it (super() does all the syncing) because
+    # it is the one place where the outcome of the whole run is known in process.
+    def sync_all(self) -> None:  # type: ignore[misc]
+        """Sync every stream; stop cleanly on a signal; end with the run's verdict.
+
+        Whatever ends the run early, the last STATE written is safe to resume from:
+        a partition whose bookmark is not resumable mid-read is put back first.
+        """
+        self.run.install_signal_handlers()
+        try:
+            super().sync_all()
+        except BaseException:
+            self._write_resumable_state()
+            raise
+        finally:
+            self.run.stop.set()  # fetch-ahead workers still waiting give up at once
+        self._verdict()
+
+    def _maesn_streams(self) -> list[MaesnStream]:
+        return [s for s in self.streams.values() if isinstance(s, MaesnStream) and s.selected]
+
+    def _write_resumable_state(self) -> None:
+        for stream in self._maesn_streams():
+            for context in stream.partitions:
+                stream.restore_resumable_state(context)
+        self.state_writer.write_state(self.state)
+
+    def _verdict(self) -> None:
+        streams = self._maesn_streams()
+        if streams and all(stream.outcome.skipped for stream in streams):
+            msg = (
+                "Every stream answered that its endpoint is not available "
+                f"({streams[0].outcome.skipped}). That is not a Qonto account behind Maesn: "
+                "check api_url and that account_key belongs to target system qonto or "
+                "qonto-sandbox."
+            )
+            raise WrongApiUrlError(msg)
+        incomplete = [stream.name for stream in streams if stream.outcome.incomplete]
+        if incomplete:
+            msg = (
+                f"Records may be missing from {', '.join(incomplete)}: the data changed "
+                "faster than it could be read consistently (see the warnings above). The "
+                "state was held where nothing was skipped; run the tap again."
+            )
+            raise IncompleteSyncError(msg)
 
 
 _JSON_FILE_OPTIONS = {
@@ -82,42 +170,152 @@ _JSON_FILE_OPTIONS = {
 }
 
 
-def _check_json_files(argv: list[str]) -> None:
-    """Name a missing or corrupt --config/--catalog/--state file instead of a traceback."""
-    # Click accepts both `--config FILE` and `--config=FILE`; read both the same way.
-    words = [
-        part for word in argv for part in (word.split("=", 1) if word.startswith("--") else [word])
-    ]
-    for option, value in itertools.pairwise(words):
-        advice = _JSON_FILE_OPTIONS.get(option)
-        if advice is None or value == "ENV":
+#: The private directory of copies of inputs read from pipes (where memfd is missing).
+_private_dir: list[str] = []
+
+
+def _read_input(option: str, value: str) -> tuple[str, bool]:
+    """Read one --config/--catalog/--state input, the only time it is read.
+
+    Returns its text and whether it is a regular file (which the SDK may read again;
+    a pipe, a FIFO or a terminal it may not).
+    """
+    name, advice = option[2:], _JSON_FILE_OPTIONS[option]
+    try:
+        # Click reads "-" as standard input for --state and --catalog.
+        source: str | int = 0 if value == "-" and option != "--config" else value
+        with open(source, "rb", closefd=source != 0) as stream:
+            data = stream.read()
+            regular = source != 0 and stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+            if regular:  # /dev/stdin redirected from a file may share its offset with fd 0
+                stream.seek(0)
+    except OSError as exc:
+        msg = f"Cannot read the {name} file {value}: {exc.strerror or exc}. {advice}"
+        raise TapStopError(msg) from None
+    try:
+        return data.decode("utf-8"), regular
+    except UnicodeDecodeError:
+        msg = f"The {name} file {value} is not UTF-8 text. {advice}"
+        raise TapStopError(msg) from None
+
+
+def _private_copy(text: str, option: str) -> str:
+    """A path the SDK can read ``text`` from, readable by this process only.
+
+    On Linux an anonymous in-memory file: nothing ever reaches a disk. Elsewhere a
+    0600 file in a 0700 directory of its own, deleted as soon as the SDK has read it
+    (see :func:`_discard_private_copies`), and at exit in any case.
+    """
+    data = text.encode("utf-8")
+    memfd_create = getattr(os, "memfd_create", None)
+    if memfd_create is not None:
+        fd = memfd_create(f"tap-maesn-qonto-{option[2:]}")  # close-on-exec: not inherited
+        path = f"/proc/self/fd/{fd}"  # open until the process ends; each open reads from 0
+        if os.path.exists(path):  # /proc may be missing in odd sandboxes
+            with open(fd, "wb", closefd=False) as stream:
+                stream.write(data)
+            return path
+        os.close(fd)
+    if not _private_dir:
+        _private_dir.append(tempfile.mkdtemp(prefix="tap-maesn-qonto-"))  # mode 0700
+        atexit.register(_discard_private_copies)
+    fd, path = tempfile.mkstemp(suffix=".json", prefix=f"{option[2:]}-", dir=_private_dir[0])
+    with open(fd, "wb") as stream:  # mkstemp: mode 0600, O_EXCL
+        stream.write(data)
+    return path
+
+
+def _discard_private_copies() -> None:
+    """Delete the private copies of piped inputs, once the SDK has read them."""
+    while _private_dir:
+        shutil.rmtree(_private_dir.pop(), ignore_errors=True)
+
+
+def _json_kind(document: t.Any) -> str:
+    if isinstance(document, list):
+        return "an array"
+    if isinstance(document, str):
+        return "a string"
+    return "a boolean" if isinstance(document, bool) else "a number"
+
+
+def _reject_constant(name: str) -> t.NoReturn:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _checked_input(option: str, value: str) -> str | None:
+    """Check one input; return the path to hand the SDK, or None to leave the option out."""
+    if option == "--config" and value == "ENV":
+        return value
+    text, regular = _read_input(option, value)
+    name, advice = option[2:], _JSON_FILE_OPTIONS[option]
+    error = InvalidStateError if option == "--state" else TapStopError
+    body = text.removeprefix("\ufeff")  # a BOM, as some editors write; the SDK accepts it
+    if option == "--state" and not body.strip():
+        return None  # an empty state file (`touch state.json`) means "no state yet"
+    try:
+        document = json.loads(body, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        msg = (
+            f"The {name} file {value} is not valid JSON ({exc.msg} at line "
+            f"{exc.lineno}, column {exc.colno}). {advice}"
+        )
+        raise error(msg) from None
+    except ValueError as exc:  # NaN, Infinity: Python reads them, the SDK does not
+        msg = f"The {name} file {value} is not valid JSON ({exc}). {advice}"
+        raise error(msg) from None
+    if option == "--state" and document is None:
+        return None  # `null`: no state either
+    if not isinstance(document, dict):
+        msg = (
+            f"The {name} file {value} holds {_json_kind(document)}, not a JSON object "
+            f"({{...}}). {advice}"
+        )
+        raise error(msg)
+    return value if regular else _private_copy(text, option)
+
+
+def _check_json_files(argv: list[str]) -> list[str]:
+    """Read and check every --config/--catalog/--state input; return the argv for the SDK.
+
+    A missing, corrupt or misshapen file is named instead of a traceback. Each input is
+    read exactly once: one that cannot be read twice (``--config <(...)``,
+    ``--config /dev/stdin``) is handed over as a private copy instead; an empty state
+    file is left out (no state yet). Both ``--config FILE`` and ``--config=FILE`` are
+    read, and a repeated --config keeps its place (the SDK merges left to right).
+    """
+    result: list[str] = []
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if word == "--":  # what follows is not an option
+            result += argv[index:]
+            break
+        option, equals, inline = word.partition("=") if word.startswith("--") else (word, "", "")
+        if option not in _JSON_FILE_OPTIONS or (not equals and index + 1 == len(argv)):
+            result.append(word)  # not ours, or a missing value that Click will report
+            index += 1
             continue
-        try:
-            text = Path(value).read_text(encoding="utf-8")
-        except OSError as exc:
-            msg = f"Cannot read the {option[2:]} file {value}: {exc.strerror}. {advice}"
-            raise TapStopError(msg) from None
-        if option == "--state" and not text.strip():
-            continue  # an empty state file means "no state yet"; the SDK reads it as {}
-        try:
-            json.loads(text)
-        except json.JSONDecodeError as exc:
-            msg = (
-                f"The {option[2:]} file {value} is not valid JSON ({exc.msg} at line "
-                f"{exc.lineno}, column {exc.colno}). {advice}"
-            )
-            raise (InvalidStateError if option == "--state" else TapStopError)(msg) from None
+        value = inline if equals else argv[index + 1]
+        given = argv[index : index + (1 if equals else 2)]
+        index += len(given)
+        handed = _checked_input(option, value)
+        if handed == value:
+            result += given
+        elif handed is not None:
+            result.append(f"{option}={handed}")
+    return result
 
 
 def main() -> None:
-    """Console entry point: expected failures end in one readable line and exit code 1."""
+    """Console entry point: expected failures end in one readable line and their exit code."""
     # Records are short-lived, acyclic dicts: the default collector thresholds make the
     # cyclic GC rescan them hundreds of times a second. Fewer, larger collections, and
     # the import-time objects frozen out of them (measured: ~5 % less wall time at 100 000 records).
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
     try:
-        _check_json_files(sys.argv[1:])
+        sys.argv[1:] = _check_json_files(sys.argv[1:])
         TapMaesnQonto.cli()
     except TapStopError as exc:
         logger = TapMaesnQonto.logger
@@ -125,4 +323,13 @@ def main() -> None:
             logging.basicConfig(format="%(asctime)s | %(levelname)-8s | %(name)s | %(message)s")
         logger.debug("Traceback of the error below:", exc_info=True)
         logger.error("%s", exc)  # noqa: TRY400 - the traceback is for debug level only
-        sys.exit(1)
+        _exit(exc.exit_code)
+
+
+def _exit(code: int) -> t.NoReturn:
+    """Exit now: a fetch-ahead worker still inside a request must not hold the process."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    logging.shutdown()
+    os._exit(code)

@@ -28,13 +28,16 @@ class RequestThrottle:
         with self._lock:
             self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
-    def wait(self) -> float:
-        """Block until a request may be sent; return the seconds waited."""
+    def wait(self, stop: threading.Event | None = None) -> float:
+        """Block until a request may be sent (or ``stop`` is set); return the seconds waited."""
         with self._lock:
             now = time.monotonic()
             send_at = max(now, self._next_send, self._paused_until)
             self._next_send = send_at + self._interval
         delay = send_at - now
         if delay > 0:
-            time.sleep(delay)
+            if stop is None:
+                time.sleep(delay)
+            else:
+                stop.wait(delay)
         return delay

@@ -5,20 +5,85 @@ milliseconds, date-only). Singer state compares bookmark values as strings, and
 ``"…:00Z" > "…:00.500Z"`` although it is earlier, so mixed forms silently corrupt
 bookmarks. Every date field is therefore rewritten to one fixed-width UTC form whose
 string order equals time order: ``YYYY-MM-DDTHH:MM:SS.ffffffZ``.
+
+Valid ISO 8601 / RFC 3339 values that Python's ``datetime`` cannot hold are kept, not
+dropped: a leap second (``23:59:60``) becomes the next second, ``24:00:00`` the next
+day's midnight, and a moment before year 1 or after year 9999 in UTC (reachable
+through an offset, e.g. ``0001-01-01T00:00:00+01:00``) is clamped to the first or
+last representable microsecond.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 
 UTC = dt.UTC
+#: The clamps for moments outside what ``datetime`` represents in UTC.
+EARLIEST_UTC = dt.datetime.min.replace(tzinfo=UTC)
+LATEST_UTC = dt.datetime.max.replace(tzinfo=UTC)
+_ZERO = dt.timedelta(0)
+
+# The time of day of a date-time ``fromisoformat`` refused: any date form it reads,
+# one separator character, then HH[[:]MM[[:]SS]][.fff] and the rest (the offset).
+_TIME_OF_DAY = re.compile(
+    r"(?P<date>\d{4}(?:-\d\d-\d\d|\d{4}|-?W\d\d(?:-?\d)?))(?P<sep>.)"
+    r"(?P<hour>\d\d)(?::?(?P<minute>\d\d)(?::?(?P<second>\d\d))?)?"
+    r"(?P<fraction>[.,]\d+)?(?P<offset>.*)",
+    re.DOTALL,
+)
+
+
+def _to_utc(parsed: dt.datetime) -> dt.datetime:
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        offset = parsed.utcoffset()
+        return EARLIEST_UTC if offset is not None and offset > _ZERO else LATEST_UTC
+
+
+def _shifted_to_utc(parsed: dt.datetime, extra: dt.timedelta) -> dt.datetime:
+    """``parsed + extra`` in UTC, computed in one step so that only the result can overflow."""
+    shift = extra - (parsed.utcoffset() or _ZERO)
+    try:
+        return (parsed.replace(tzinfo=None) + shift).replace(tzinfo=UTC)
+    except OverflowError:
+        return LATEST_UTC if shift > _ZERO else EARLIEST_UTC
+
+
+def _parse_end_of_day_forms(text: str) -> dt.datetime:
+    """Parse a leap second (``…:60``) or ``24:00:00``, which ``datetime`` cannot hold.
+
+    Raises:
+        ValueError: if the value is not one of these forms either.
+    """
+    match = _TIME_OF_DAY.fullmatch(text)
+    if match is None:
+        raise ValueError(f"Invalid isoformat string: {text!r}")
+    hour, minute, second, fraction = match.group("hour", "minute", "second", "fraction")
+    if hour == "24" and minute in {None, "00"} and second in {None, "00"}:
+        if fraction and fraction[1:].strip("0"):
+            raise ValueError(f"{text!r} is past 24:00:00")
+        extra, time = dt.timedelta(days=1), "00:00:00"  # 24:00 is the next day's 00:00
+    elif second == "60":
+        extra, time = dt.timedelta(seconds=1), f"{hour}:{minute}:59{fraction or ''}"
+    else:
+        raise ValueError(f"Invalid isoformat string: {text!r}")
+    date, sep, offset = match.group("date", "sep", "offset")
+    parsed = dt.datetime.fromisoformat(f"{date}{sep}{time}{offset}")
+    return _shifted_to_utc(parsed, extra)
 
 
 def parse_timestamp(value: str) -> dt.datetime:
     """Parse an ISO 8601 date or date-time into an aware UTC datetime.
 
-    Naive values are taken as UTC (Maesn documents its timestamps as UTC).
+    Naive values are taken as UTC (Maesn documents its timestamps as UTC). A leap
+    second is read as the next second, ``24:00:00`` as the next day's midnight, and a
+    moment outside years 1..9999 in UTC is clamped to :data:`EARLIEST_UTC` or
+    :data:`LATEST_UTC`.
 
     Raises:
         ValueError: if the value is not an ISO 8601 date or date-time.
@@ -26,14 +91,12 @@ def parse_timestamp(value: str) -> dt.datetime:
     text = value.strip()
     if text.endswith(("z", "Z")):
         text = text[:-1] + "+00:00"
-    parsed = dt.datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
     try:
-        return parsed.astimezone(UTC)
-    except OverflowError as exc:  # e.g. 9999-12-31T23:59:59-01:00 is past year 9999 in UTC
-        msg = f"{value!r} is outside the range of representable UTC timestamps"
-        raise ValueError(msg) from exc
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        # Off the hot path: only values fromisoformat refuses get here.
+        return _parse_end_of_day_forms(text)
+    return _to_utc(parsed)
 
 
 def format_timestamp(moment: dt.datetime) -> str:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pytest
 
-from tap_maesn_qonto.client import PassResult
+from tap_maesn_qonto.fullread import PassCheck
 
 
-def _pass(**observed: int) -> PassResult:
-    return PassResult(started_text="2026-11-25T00:00:00.000000Z", **observed)
+def _pass(**observed: int) -> PassCheck:
+    return PassCheck(**observed)
 
 
 @pytest.mark.parametrize(
@@ -26,7 +26,7 @@ def _pass(**observed: int) -> PassResult:
         # A deletion balanced by a creation: the total alone would not show it.
         (
             {"first_total": 100, "last_total": 100, "created_during_pass": 1, "distinct": 100},
-            "about 1 record(s) left the result set",
+            "about 1 record(s) left the list",
         ),
         ({"first_total": 100, "last_total": 98, "distinct": 98}, "about 2 record(s) left"),
         ({"first_total": 100, "last_total": 100, "distinct": 99}, "99 distinct records arrived"),

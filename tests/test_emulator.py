@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import http.client
 import json
 import re
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -25,11 +27,13 @@ from tap_maesn_qonto.emulator import (
     SANDBOX_ACCOUNT_KEY,
     Emulator,
     EmulatorSettings,
+    many_accounts,
 )
 
 AUTH = {"X-API-KEY": DEFAULT_API_KEY, "X-ACCOUNT-KEY": QONTO_ACCOUNT_KEY}
 SMALL = {"invoices": 23, "bills": 20, "bookingProposals": 7}
 REPO_ROOT = Path(__file__).resolve().parent.parent
+SEEDED_DATA_CAP = datetime(2026, 11, 1, tzinfo=UTC)  # no seeded timestamp is later
 UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 # Every property of the DTOs in the vendored Maesn OpenAPI spec (maesn-openapi.yaml), plus `id`
@@ -218,6 +222,35 @@ def test_keep_alive_serves_several_requests_on_one_connection(emu: Emulator) -> 
         connection.close()
 
 
+def test_not_maesn_answers_every_request_with_a_web_servers_html_404(emu: Emulator) -> None:
+    emu.configure(not_maesn=True)
+    for path in ("/health", "/user/user-info", "/accounting/invoices", "/accounting/bills/x"):
+        response = call(emu, path)
+        assert response.status == 404
+        assert response.headers["Content-Type"] == "text/html"
+        assert b"<title>404 Not Found</title>" in response.body
+    assert call(emu, "/_emulator/stats", headers={}).status == 200  # admin stays reachable
+    emu.configure(not_maesn=False)
+    assert call(emu, "/health").status == 200
+
+
+def test_redirect_api_to_sends_every_api_request_elsewhere(emu: Emulator) -> None:
+    emu.configure(redirect_api_to="https://api.example.test")
+    response = list_page(emu, "invoices", limit=5, page=2)
+    assert response.status == 302
+    assert response.headers["Location"] == (
+        "https://api.example.test/accounting/invoices?limit=5&page=2"
+    )
+    assert response.body == b""
+    health = call(emu, "/health", headers={})
+    assert (health.status, health.headers["Location"]) == (302, "https://api.example.test/health")
+    stats = call(emu, "/_emulator/stats", headers={})
+    assert stats.status == 200
+    assert stats.json()["statuses"] == {"302": 2}
+    emu.configure(redirect_api_to=None)
+    assert list_page(emu, "invoices").status == 200
+
+
 # --------------------------------------------------------------------------- records
 
 
@@ -307,6 +340,144 @@ def test_null_updated_dates_are_served_and_always_pass_the_filter(emu: Emulator)
     records = response.json()["data"]
     assert len(records) == SMALL["bills"]
     assert all(record["updatedDate"] is None for record in records)
+
+
+@pytest.mark.parametrize("resource", ["invoices", "bills", "bookingProposals"])
+def test_detail_endpoint_serves_one_record(emu: Emulator, resource: str) -> None:
+    truth = emu.truth(resource)
+    record_id = sorted(truth)[0]
+    response = call(emu, f"/accounting/{resource}/{record_id}")
+    assert response.status == 200
+    assert response.json() == {
+        "meta": {"warnings": []},
+        "data": truth[record_id],
+        "errors": None,
+        "rawData": None,
+    }
+    assert emu.stats()["detail_requests"] == {resource: 1}
+
+
+def test_detail_of_a_deleted_or_unknown_record_is_a_nest_404(emu: Emulator) -> None:
+    emu.mutate("bills", delete=1)
+    (deleted,) = emu.deleted_ids("bills")
+    for record_id in (deleted, "00000000-0000-4000-8000-000000000000"):
+        response = call(emu, f"/accounting/bills/{record_id}")
+        assert response.status == 404
+        assert response.json()["statusCode"] == 404
+        assert response.json()["error"] == "Not Found"
+    assert call(emu, "/accounting/bills/", headers={}).status == 404
+    assert call(emu, "/accounting/bills/some-id", headers={}).status == 401
+
+
+def test_lists_can_omit_line_items_the_detail_endpoint_serves(emu: Emulator) -> None:
+    emu.configure(list_omits_line_items=0.5)
+    truth = emu.truth("invoices")
+    listed = records_of(all_pages(emu, "invoices", limit=10))
+    omitted = [record for record in listed if record["lineItems"] is None]
+    assert 0 < len(omitted) < len(listed)
+    assert any(truth[record["id"]]["lineItems"] for record in omitted)
+    for record in listed:
+        full = truth[record["id"]]
+        assert record == (full | {"lineItems": None} if record in omitted else full)
+        detail = call(emu, f"/accounting/invoices/{record['id']}").json()["data"]
+        assert detail == full
+    # Decided per record: the same records again, and a larger fraction only adds some.
+    emu.configure(list_omits_line_items=0.0)
+    assert {r["id"]: r for r in records_of(all_pages(emu, "invoices"))} == truth
+    emu.configure(list_omits_line_items=0.5)
+    again = {r["id"] for r in records_of(all_pages(emu, "invoices")) if r["lineItems"] is None}
+    assert again == {record["id"] for record in omitted}
+    emu.configure(list_omits_line_items=0.9)
+    more = {r["id"] for r in records_of(all_pages(emu, "invoices")) if r["lineItems"] is None}
+    assert more > again
+    emu.configure(list_omits_line_items=0.0)
+    assert all(r["lineItems"] is not None for r in records_of(all_pages(emu, "invoices")))
+
+
+# --------------------------------------------------------------------------- many accounts
+
+
+def test_many_accounts_helper_is_deterministic() -> None:
+    accounts = many_accounts(3)
+    assert accounts == {
+        "emulator-account-0001": "qonto",
+        "emulator-account-0002": "qonto",
+        "emulator-account-0003": "qonto",
+    }
+    assert many_accounts(3) == accounts
+    assert list(many_accounts(2, prefix="tenant-")) == ["tenant-0001", "tenant-0002"]
+
+
+def test_account_counts_override_counts_per_account() -> None:
+    accounts = many_accounts(3)
+    first, second, third = accounts
+    with Emulator(
+        accounts=accounts, counts=SMALL, account_counts={second: {"bills": 3, "invoices": 0}}
+    ) as emu:
+        assert len(emu.truth("bills", account=second)) == 3
+        assert len(emu.truth("invoices", account=second)) == 0
+        assert len(emu.truth("bookingProposals", account=second)) == SMALL["bookingProposals"]
+        assert len(emu.truth("bills", account=third)) == SMALL["bills"]
+        assert emu.truth("bills", account="qonto") == emu.truth("bills", account=first)
+        headers = {**AUTH, "X-ACCOUNT-KEY": second}
+        served = call(emu, "/accounting/bills", {"limit": 10}, headers=headers).json()
+        assert served["meta"]["pagination"]["total"] == 3
+        assert {record["id"] for record in served["data"]} == set(emu.truth("bills", second))
+
+
+def test_failing_accounts_fail_every_request_of_that_account() -> None:
+    accounts = many_accounts(5)
+    healthy, unauthorized, forbidden, broken, dropped = accounts
+    with Emulator(accounts=accounts, counts=SMALL) as emu:
+        failures = {unauthorized: "401", forbidden: "403", broken: "500", dropped: "reset"}
+        configure = call(
+            emu,
+            "/_emulator/configure",
+            method="POST",
+            body={"failing_accounts": failures},
+            headers={},
+        )
+        assert configure.status == 200
+        for path in ("/accounting/invoices", "/accounting/bills", "/user/user-info"):
+            assert call(emu, path, headers={**AUTH, "X-ACCOUNT-KEY": healthy}).status == 200
+            statuses = {}
+            for account, failure in failures.items():
+                headers = {**AUTH, "X-ACCOUNT-KEY": account}
+                if failure == "reset":
+                    with pytest.raises(ConnectionError):
+                        call(emu, path, headers=headers)
+                    continue
+                response = call(emu, path, headers=headers)
+                statuses[failure] = response.status
+                assert response.json()["statusCode"] == response.status
+            assert statuses == {"401": 401, "403": 403, "500": 500}
+        response = call(emu, "/accounting/invoices", headers={**AUTH, "X-ACCOUNT-KEY": forbidden})
+        assert response.json() == {
+            "statusCode": 403,
+            "message": "The user account is inactive",
+            "error": "Forbidden",
+        }
+        emu.configure(failing_accounts={})
+        headers = {**AUTH, "X-ACCOUNT-KEY": dropped}
+        assert call(emu, "/accounting/invoices", headers=headers).status == 200
+
+
+def test_two_hundred_accounts_build_quickly_and_each_has_its_truth() -> None:
+    accounts = many_accounts(200)
+    started = time.perf_counter()
+    emu = Emulator(accounts=accounts, counts=dict.fromkeys(SMALL, 30))
+    elapsed = time.perf_counter() - started
+    # About 1.7 s on an idle 2-core machine; the generous bound (shared CI runners, xdist) only
+    # catches a build gone quadratic.
+    assert elapsed < 30, f"200 accounts took {elapsed:.1f} s to build"
+    truths = [emu.truth("bills", account=account) for account in accounts]
+    assert all(len(truth) == 30 for truth in truths)
+    assert len(set().union(*truths)) == 200 * 30  # every account has its own records
+    with emu:
+        last = list(accounts)[-1]
+        headers = {**AUTH, "X-ACCOUNT-KEY": last}
+        served = call(emu, "/accounting/bills", {"limit": 50}, headers=headers).json()["data"]
+        assert {record["id"] for record in served} == set(truths[-1])
 
 
 # --------------------------------------------------------------------------- paging
@@ -488,6 +659,57 @@ def test_unhonored_ordering_is_ignored_with_a_warning(emu: Emulator) -> None:
     assert len(document["meta"]["warnings"]) == 2
 
 
+@pytest.mark.parametrize("direction", ["ASC", "DESC"])
+def test_a_tie_group_shares_one_updated_date_and_ties_break_by_id(direction: str) -> None:
+    with Emulator(counts=SMALL, tie_group_size=8) as emu:
+        for resource, count in SMALL.items():
+            truth = emu.truth(resource)
+            sharing = Counter(instant(record["updatedDate"]) for record in truth.values())
+            assert max(sharing.values()) == min(count, 8)
+            for record in truth.values():
+                assert instant(record["createdDate"]) <= instant(record["updatedDate"])
+                assert instant(record["updatedDate"]) <= SEEDED_DATA_CAP
+        records = records_of(
+            all_pages(emu, "invoices", limit=5, orderField="updatedDate", orderDir=direction)
+        )
+    keys = [(instant(record["updatedDate"]), record["id"]) for record in records]
+    assert keys == sorted(keys, reverse=direction == "DESC")
+    assert len(keys) == SMALL["invoices"]
+
+
+def test_tie_groups_are_reproducible_and_leave_other_records_alone() -> None:
+    with Emulator(counts=SMALL) as plain, Emulator(counts=SMALL, tie_group_size=5) as tied:
+        with Emulator(counts=SMALL, tie_group_size=5) as twin:
+            assert tied.truth("bills") == twin.truth("bills")
+        before, after = plain.truth("bills"), tied.truth("bills")
+    assert set(before) == set(after)
+    changed = [key for key in before if before[key] != after[key]]
+    assert 0 < len(changed) <= 5
+    for key in changed:
+        assert before[key] | {"updatedDate": None} == after[key] | {"updatedDate": None}
+
+
+@pytest.mark.parametrize("direction", ["ASC", "DESC"])
+def test_nulls_last_puts_null_updated_dates_after_the_others(direction: str) -> None:
+    with Emulator(counts=SMALL, null_updated_date_fraction=0.4) as emu:
+        params = {"orderField": "updatedDate", "orderDir": direction}
+        default = [r["updatedDate"] for r in records_of(all_pages(emu, "bills", **params))]
+        emu.configure(nulls_last=True)
+        records = records_of(all_pages(emu, "bills", **params))
+    nulls = default.count(None)
+    assert 0 < nulls < len(default)
+    # By default null sorts as the oldest instant: first ascending, last descending.
+    default_nulls = default[:nulls] if direction == "ASC" else default[-nulls:]
+    assert default_nulls == [None] * nulls
+    served = [record["updatedDate"] for record in records]
+    assert served[-nulls:] == [None] * nulls
+    assert None not in served[:-nulls]
+    dated = [instant(text) for text in served[:-nulls]]
+    assert dated == sorted(dated, reverse=direction == "DESC")
+    undated_ids = [record["id"] for record in records[-nulls:]]
+    assert undated_ids == sorted(undated_ids, reverse=direction == "DESC")
+
+
 # --------------------------------------------------------------------------- faults
 
 
@@ -507,6 +729,26 @@ def test_429_carries_retry_after(emu: Emulator) -> None:
     assert response.status == 429
     assert response.headers["Retry-After"] == "3"
     assert response.json()["statusCode"] == 429
+
+
+HTTP_DATE = r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d"
+
+
+@pytest.mark.parametrize(
+    ("style", "zone"),
+    [("http_date", " GMT"), ("http_date_minus0000", " -0000"), ("http_date_no_zone", "")],
+)
+def test_429_retry_after_can_be_an_http_date(emu: Emulator, style: str, zone: str) -> None:
+    emu.configure(retry_after=120, retry_after_format=style)
+    emu.fail_next("429")
+    before = time.time()
+    response = list_page(emu, "bills")
+    after = time.time()
+    assert response.status == 429
+    header = response.headers["Retry-After"]
+    assert re.fullmatch(HTTP_DATE + re.escape(zone), header), header
+    when = email.utils.parsedate_to_datetime(header).replace(tzinfo=UTC).timestamp()
+    assert before + 120 <= when < after + 121  # rounded up to a whole second
 
 
 def test_reset_drops_the_connection(emu: Emulator) -> None:
@@ -546,6 +788,44 @@ def test_data_not_a_list(emu: Emulator) -> None:
     document = list_page(emu, "invoices").json()
     assert document["data"] == {}
     assert document["meta"]["pagination"]["total"] == SMALL["invoices"]
+
+
+def test_errors_200_is_a_200_envelope_carrying_errors(emu: Emulator) -> None:
+    emu.fail_next("errors_200")
+    response = list_page(emu, "invoices", limit=10)
+    assert response.status == 200
+    document = response.json()
+    assert document["data"] == []
+    assert document["errors"] == {"message": "Qonto request failed", "code": "UPSTREAM_ERROR"}
+    assert document["rawData"] is None
+    assert document["meta"]["pagination"]["total"] == SMALL["invoices"]
+    assert document["meta"]["warnings"] == []
+    assert list_page(emu, "invoices").json()["errors"] is None
+
+
+def test_html_404_fault_looks_like_another_web_server(emu: Emulator) -> None:
+    emu.fail_next("html_404")
+    response = list_page(emu, "invoices")
+    assert response.status == 404
+    assert response.headers["Content-Type"] == "text/html"
+    assert response.body.startswith(b"<html>")
+    assert list_page(emu, "invoices").status == 200
+
+
+def test_fail_next_can_target_one_page(emu: Emulator) -> None:
+    emu.fail_next("500", resource="invoices", page=2)
+    assert list_page(emu, "invoices").status == 200  # no page parameter: page 1
+    assert list_page(emu, "bills", page=2, limit=5).status == 200
+    assert list_page(emu, "invoices", page=2, limit=5).status == 500
+    assert list_page(emu, "invoices", page=2, limit=5).status == 200
+    fault = {"kind": "503", "count": 2, "page": 1}
+    assert call(emu, "/_emulator/fail_next", method="POST", body=fault, headers={}).status == 200
+    assert list_page(emu, "bills", page=3, limit=5).status == 200
+    assert list_page(emu, "bills", limit=5).status == 503
+    assert list_page(emu, "invoices", page=1).status == 503
+    assert list_page(emu, "invoices", page=1).status == 200
+    with pytest.raises(ValueError, match="page"):
+        emu.fail_next("500", page=0)
 
 
 def test_fail_next_counts_only_matching_requests(emu: Emulator) -> None:
@@ -663,6 +943,38 @@ def test_mutations_are_reproducible(emu: Emulator) -> None:
         assert set(emu.truth("invoices")) == set(twin.truth("invoices"))
 
 
+def test_updated_lag_stamps_changes_behind_the_wall_clock() -> None:
+    lag = 3 * 3600
+    with Emulator(counts=SMALL, updated_lag_seconds=lag) as emu:
+        before = set(emu.truth("invoices"))
+        started = datetime.now(UTC)
+        emu.mutate("invoices", update=1, create=1)
+        finished = datetime.now(UTC)
+        after_seeded = SEEDED_DATA_CAP + timedelta(milliseconds=1)
+        since = max(started - timedelta(seconds=lag + 1), after_seeded).isoformat()
+        served = list_page(emu, "invoices", lastModifiedAt=since).json()["data"]
+    assert len(served) == 2
+    assert len({record["id"] for record in served} - before) == 1  # the created one
+    lowest = max(started - timedelta(seconds=lag), SEEDED_DATA_CAP) - timedelta(milliseconds=1)
+    highest = max(finished - timedelta(seconds=lag), SEEDED_DATA_CAP) + timedelta(seconds=1)
+    for record in served:
+        assert lowest <= instant(record["updatedDate"]) <= highest
+    assert any(record["createdDate"] == record["updatedDate"] for record in served)
+
+
+def test_changes_keep_increasing_when_the_lag_is_below_the_seeded_data() -> None:
+    ten_years = 10 * 365 * 24 * 3600
+    with Emulator(counts=SMALL, updated_lag_seconds=ten_years) as emu:
+        stamps = []
+        for _ in range(3):
+            emu.mutate("bills", update=1)
+            params = {"orderField": "updatedDate", "orderDir": "DESC", "limit": 5}
+            newest = list_page(emu, "bills", **params).json()["data"][0]
+            stamps.append(instant(newest["updatedDate"]))
+    assert all(stamp > SEEDED_DATA_CAP for stamp in stamps)
+    assert stamps == sorted(set(stamps))
+
+
 # --------------------------------------------------------------------------- configuration
 
 
@@ -675,6 +987,33 @@ def test_configure_rejects_bad_knobs(emu: Emulator) -> None:
         emu.fail_next("teapot")
     with pytest.raises(ValueError, match="fault_rate"):
         Emulator(fault_rate=2)
+
+
+def test_new_knobs_are_validated(emu: Emulator) -> None:
+    bad_runtime: list[tuple[dict[str, Any], str]] = [
+        ({"retry_after_format": "rfc850"}, "retry_after_format"),
+        ({"list_omits_line_items": 1.5}, "list_omits_line_items"),
+        ({"nulls_last": "yes"}, "nulls_last"),
+        ({"not_maesn": 1}, "not_maesn"),
+        ({"redirect_api_to": "ftp://example.test"}, "redirect_api_to"),
+        ({"failing_accounts": {"no-such-account": "500"}}, "account of failing_accounts"),
+        ({"failing_accounts": {QONTO_ACCOUNT_KEY: "418"}}, "account failure"),
+        ({"updated_lag_seconds": float("nan")}, "updated_lag_seconds"),
+    ]
+    for knobs, problem in bad_runtime:
+        with pytest.raises(ValueError, match=problem):
+            emu.configure(**knobs)
+    for construction_only in ({"tie_group_size": 3}, {"account_counts": {}}):
+        with pytest.raises(ValueError, match="not a runtime knob"):
+            emu.configure(**construction_only)
+    with pytest.raises(ValueError, match="tie_group_size"):
+        Emulator(tie_group_size=-1)
+    with pytest.raises(ValueError, match="account_counts"):
+        Emulator(account_counts={"no-such-account": {"bills": 1}})
+    with pytest.raises(ValueError, match="account_counts resource"):
+        Emulator(account_counts={QONTO_ACCOUNT_KEY: {"customers": 1}})
+    emu.configure(failing_accounts={QONTO_ACCOUNT_KEY: 500}, retry_after_format="http_date")
+    assert emu.settings.failing_accounts == {QONTO_ACCOUNT_KEY: "500"}
 
 
 def test_settings_object_and_overrides_combine() -> None:

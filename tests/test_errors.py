@@ -111,7 +111,6 @@ def test_inactive_account_gets_the_403_advice(tmp_path: Path) -> None:
     ("kind", "phrase"),
     [
         ("html", "HTML page instead of JSON"),
-        ("truncated", "not valid JSON"),
         ("data_not_list", "'data' that is not a list"),
     ],
 )
@@ -123,6 +122,22 @@ def test_a_200_that_is_not_the_json_envelope_is_a_clear_error(
         result = run_cli(config=tap_config(emulator), tmp_path=tmp_path)
     assert result.returncode == 1
     _assert_one_clear_error(result.stderr, phrase, "/accounting/invoices")
+
+
+@pytest.mark.parametrize(("kind", "phrase"), [("truncated", "not valid JSON")])
+def test_a_cut_off_body_is_retried_and_fatal_only_when_it_persists(
+    tmp_path: Path, kind: str, phrase: str
+) -> None:
+    with Emulator(counts=_counts(5)) as emulator:
+        emulator.fail_next(kind, count=1, resource="invoices")
+        once = run_cli(config=tap_config(emulator), tmp_path=tmp_path)
+        truth = set(emulator.truth("invoices"))
+        emulator.fail_next(kind, count=1000, resource="invoices")
+        always = run_cli(config=tap_config(emulator, max_retries=2), tmp_path=tmp_path)
+    assert once.returncode == 0, once.stderr
+    assert set(parse_messages(once.stdout).ids("invoices")) == truth
+    assert always.returncode == 1
+    _assert_one_clear_error(always.stderr, phrase, "/accounting/invoices", "after 3 attempts")
 
 
 def test_an_endpoint_missing_for_the_target_system_is_skipped(tmp_path: Path) -> None:
@@ -148,7 +163,10 @@ def test_429_and_5xx_are_retried_and_counted(tmp_path: Path) -> None:
     for stream, ids in truth.items():
         assert set(messages.ids(stream)) == ids
         assert len(messages.ids(stream)) == len(ids)
-    assert "invoices: HTTP 429 on GET /accounting/invoices; retry 1" in result.stderr
+    assert (
+        "invoices: HTTP 429 Too Many Requests on GET /accounting/invoices (page 1); retry 1"
+        in result.stderr
+    )
     assert "bills: HTTP 503" in result.stderr
     assert "invoices: sync summary: 30 records emitted" in result.stderr
     assert "2 retries" in result.stderr

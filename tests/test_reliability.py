@@ -20,11 +20,17 @@ SCENARIOS = [
     "deletes",
     "ignored_order",
     "ignored_filter_and_order",
+    "old_records_edited_and_deleted",
+    "edits_all_run_long_whole_list",
+    "lagging_server_clock",
     "faults",
+    "transient_4xx",
     "sigkill",
+    "sigterm",
     "never_clears",
     "past_last_page",
     "broken_page_then_resume",
+    "not_maesn",
 ]
 
 
@@ -34,5 +40,6 @@ def test_scenario_loses_nothing_and_duplicates_nothing(tmp_path: Path, index: in
     outcome = scenarios.all()[index]()
     assert outcome.lost == 0, outcome
     assert outcome.duplicates == 0, outcome
+    assert outcome.stale == 0, outcome
     assert outcome.received == outcome.expected, outcome
     assert outcome.result == "PASS", outcome

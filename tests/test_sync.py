@@ -9,17 +9,16 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import re
-from operator import itemgetter
 
 import jsonschema
 import pytest
 
 from tap_maesn_qonto.emulator import Emulator
+from tap_maesn_qonto.errors import IncompleteSyncError
 from tap_maesn_qonto.timestamps import (
     format_timestamp,
     normalize_timestamp,
     parse_timestamp,
-    utc_now,
 )
 from tests.helpers import (
     SANDBOX_ACCOUNT_KEY,
@@ -163,19 +162,25 @@ def first_updated(result, record_id: str) -> str | None:
     return None
 
 
-def test_bookmark_never_passes_the_moment_the_sync_started() -> None:
-    with Emulator(counts=_counts(40)) as emulator:
-        # Records updated while the tap pages carry timestamps after its start.
+def test_every_version_older_than_the_bookmark_was_emitted_while_records_change() -> None:
+    # The bookmark is the newest updatedDate emitted. Resuming from it is safe only
+    # if every record version older than it reached the target, even with users
+    # editing records (old ones included) while the tap pages.
+    with Emulator(counts=_counts(80)) as emulator:
         emulator.configure(mutate_every_requests=1, mutations_per_batch={"update": 2})
-        before = format_timestamp(utc_now())
         result = sync(tap_config(emulator, page_size=5))
+        emulator.configure(mutate_every_requests=0)
+        truth = {s: emulator.truth(r) for s, r in STREAM_RESOURCES.items()}
     for stream in STREAM_RESOURCES:
-        changed_during_run = [
-            u for u in map(itemgetter("updatedDate"), result.records(stream)) if u and u > before
-        ]
-        assert changed_during_run, f"{stream}: the test produced no change during the sync"
         mark = bookmark(result.final_state, stream)["replication_key_value"]
-        assert mark < min(changed_during_run), (stream, mark)
+        emitted = {(r["id"], r["updatedDate"]) for r in result.records(stream)}
+        older = {
+            (i, _utc(r["updatedDate"]))
+            for i, r in truth[stream].items()
+            if r["updatedDate"] is not None and _utc(r["updatedDate"]) < mark
+        }
+        assert older, f"{stream}: nothing older than the bookmark"
+        assert older <= emitted, (stream, mark, sorted(older - emitted)[:3])
 
 
 def test_records_older_than_the_start_are_dropped_when_the_server_ignores_the_filter() -> None:
@@ -240,42 +245,76 @@ def test_each_stream_logs_progress_and_one_summary_line(
     monkeypatch.setattr("tap_maesn_qonto.client.PROGRESS_LOG_SECONDS", 0.0)  # every page
     with Emulator(counts=_counts(30)) as emulator:
         sync(tap_config(emulator, page_size=10))
+        newest = {
+            s: max(_utc(r["updatedDate"]) for r in emulator.truth(res).values())
+            for s, res in STREAM_RESOURCES.items()
+        }
     for stream in STREAM_RESOURCES:
         summaries = [
             r.getMessage()
             for r in caplog.records
             if r.getMessage().startswith(f"{stream}: sync summary")
         ]
-        assert summaries == [
-            f"{stream}: sync summary: 30 records emitted (0 older than the start dropped), "
-            f"3 pages, 1 passes, 0 retries, {summaries[0].rsplit(', ', 1)[1]}"
-        ]
+        assert len(summaries) == 1, summaries
+        assert re.fullmatch(
+            rf"{stream}: sync summary: 30 records emitted, \d+ pages, 0 retries, [\d.]+ s "
+            r"\(incremental from 2020-01-01T00:00:00.000000Z\)",
+            summaries[0],
+        ), summaries[0]
         progress = [
             r.getMessage()
             for r in caplog.records
             if r.getMessage().startswith(f"{stream}: ") and "so far" in r.getMessage()
         ]
         assert progress, f"{stream}: no progress line"
-        assert "page 3 of 3" in progress[-1]
+        marks = [re.search(r"updated up to (\S+),", line) for line in progress[1:]]
+        assert all(marks), progress
+        values = [m.group(1) for m in marks if m]
+        assert values == sorted(values)
+        assert all(value <= newest[stream] for value in values)
 
 
-@pytest.mark.parametrize(
-    ("start_date", "held_at"),
-    [
-        ("2024-06-01T00:00:00Z", "2024-06-01T00:00:00.000000Z"),
-        (None, "0001-01-01T00:00:00.000000Z"),
-    ],
-)
-def test_a_bookmark_is_held_at_the_start_while_records_keep_leaving(
-    start_date: str | None, held_at: str
-) -> None:
+def test_deletions_during_an_incremental_read_neither_lose_records_nor_hold_the_bookmark() -> None:
+    # Each window request is page 1 of a fresh query: a deletion cannot shift a record
+    # past the tap, so nothing needs re-reading and the bookmark moves.
     with Emulator(counts=_counts(60)) as emulator:
-        # Deletions all run long: every pass sees records leave.
+        emulator.configure(mutate_every_requests=1, mutations_per_batch={"delete": 1})
+        result = sync(tap_config(emulator, page_size=5, max_concurrency=1))
+        emulator.configure(mutate_every_requests=0)
+        live = {s: set(emulator.truth(r)) for s, r in STREAM_RESOURCES.items()}
+    for stream in STREAM_RESOURCES:
+        assert live[stream] <= set(result.ids(stream))
+        mark = bookmark(result.final_state, stream)["replication_key_value"]
+        assert mark == max(r["updatedDate"] for r in result.records(stream) if r["updatedDate"])
+
+
+@pytest.mark.parametrize("previous", [None, "2024-06-01T00:00:00.000000Z"])
+def test_a_full_read_that_keeps_seeing_deletions_keeps_the_previous_bookmark(
+    previous: str | None,
+) -> None:
+    # Without a bookmark the first run reads the whole list; with one, a target system
+    # that ignores ordering by updatedDate makes the tap read the whole list too.
+    with Emulator(counts=_counts(60), honor_ordering=previous is None) as emulator:
+        # Deletions all run long: every pass of the whole list sees records leave.
         emulator.configure(mutate_every_requests=1, mutations_per_batch={"delete": 1})
         config = tap_config(emulator, page_size=5, max_concurrency=1)
         config.pop("start_date")
-        if start_date:
-            config["start_date"] = start_date
-        result = sync(config)
+        state = None
+        if previous is not None:
+            state = {
+                "bookmarks": {
+                    stream: {
+                        "partitions": [
+                            {
+                                "context": {"account_label": "default"},
+                                "replication_key": "updatedDate",
+                                "replication_key_value": previous,
+                            }
+                        ]
+                    }
+                    for stream in STREAM_RESOURCES
+                }
+            }
+        result = sync(config, state=state, expect=IncompleteSyncError)
     for stream in STREAM_RESOURCES:
-        assert bookmark(result.final_state, stream)["replication_key_value"] == held_at
+        assert bookmark(result.final_state, stream).get("replication_key_value") == previous

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tap_maesn_qonto import throttle as throttle_module
-from tap_maesn_qonto.client import retry_after_seconds
+from tap_maesn_qonto.retries import retry_after_seconds
 from tap_maesn_qonto.throttle import RequestThrottle
 
 

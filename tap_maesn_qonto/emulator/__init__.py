@@ -13,6 +13,7 @@ from .server import (
     SANDBOX_ACCOUNT_KEY,
     Emulator,
     EmulatorSettings,
+    many_accounts,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "SANDBOX_ACCOUNT_KEY",
     "Emulator",
     "EmulatorSettings",
+    "many_accounts",
 ]

@@ -14,7 +14,14 @@ import tempfile
 import threading
 from pathlib import Path
 
-from .server import DEFAULT_COUNTS, PAST_LAST_PAGE_MODES, Emulator, EmulatorSettings
+from .server import (
+    DEFAULT_COUNTS,
+    PAST_LAST_PAGE_MODES,
+    RETRY_AFTER_FORMATS,
+    Emulator,
+    EmulatorSettings,
+    many_accounts,
+)
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -31,13 +38,24 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--past-last-page", choices=PAST_LAST_PAGE_MODES, default="empty")
+    parser.add_argument(
+        "--many-accounts",
+        type=int,
+        metavar="N",
+        help="serve N Qonto accounts emulator-account-0001... instead of the two default ones",
+    )
+    parser.add_argument("--tie-group-size", type=int, default=0)
+    parser.add_argument("--updated-lag-seconds", type=float, default=0.0)
+    parser.add_argument("--nulls-last", action="store_true")
+    parser.add_argument("--list-omits-line-items", type=float, default=0.0)
+    parser.add_argument("--retry-after-format", choices=RETRY_AFTER_FORMATS, default="seconds")
     parser.add_argument("--url-file", type=Path, help="write the URL here once listening")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     return parser.parse_args(argv)
 
 
 def _settings(args: argparse.Namespace) -> EmulatorSettings:
-    return EmulatorSettings(
+    settings = EmulatorSettings(
         seed=args.seed,
         counts={
             "invoices": args.invoices,
@@ -50,7 +68,15 @@ def _settings(args: argparse.Namespace) -> EmulatorSettings:
         latency_ms=args.latency_ms,
         fault_rate=args.fault_rate,
         past_last_page=args.past_last_page,
+        tie_group_size=args.tie_group_size,
+        updated_lag_seconds=args.updated_lag_seconds,
+        nulls_last=args.nulls_last,
+        list_omits_line_items=args.list_omits_line_items,
+        retry_after_format=args.retry_after_format,
     )
+    if args.many_accounts is not None:
+        settings.accounts = many_accounts(args.many_accounts)
+    return settings
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -69,9 +95,12 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal_number, lambda *_: stop.set())
     with Emulator(_settings(args)) as emulator:
         settings = emulator.settings
+        account_keys = list(settings.accounts)
+        if len(account_keys) > 4:
+            account_keys = [*account_keys[:2], "...", f"{account_keys[-1]} ({len(account_keys)})"]
         print(
             f"Maesn emulator listening on {emulator.url} (api key {', '.join(settings.api_keys)}; "
-            f"account keys {', '.join(settings.accounts)})",
+            f"account keys {', '.join(account_keys)})",
             flush=True,
         )
         if args.url_file:

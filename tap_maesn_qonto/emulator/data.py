@@ -8,9 +8,12 @@ emulator must not read the vendored YAML at runtime.
 Speed matters (a benchmark serves 100 000 records), so:
 
 * each record is serialized to JSON bytes once; only records that change are serialized again;
-* amounts and line items come from a pool of "baskets" per resource, each pre-serialized once
-  as the closing part of a record's JSON object (money fields and ``lineItems`` come last);
-* filtered and sorted views are cached until the next change.
+* amounts and line items come from a pool of "baskets" per resource, each serialized once (when
+  a record first needs it) as the closing part of a record's JSON object (money fields and
+  ``lineItems`` come last);
+* filtered and sorted views are cached until the next change;
+* a record served in lists without its line items (``list_omits_line_items``) gets a second,
+  pre-built list body; every other record serves the same bytes in lists and in detail.
 
 Each record keeps its true instants (``created``, ``updated``) for filtering and sorting, whatever
 format its timestamps are written in. Nothing here is thread-safe: the server holds its single
@@ -45,6 +48,7 @@ DATA_START = datetime(2024, 1, 1, tzinfo=UTC)
 DATA_END = datetime(2026, 10, 31, 23, 59, 59, tzinfo=UTC)
 UPDATED_CAP = datetime(2026, 11, 1, tzinfo=UTC)
 MAX_UPDATE_DELAY_MS = 90 * 24 * 3600 * 1000
+_SECOND = timedelta(seconds=1)
 
 # Added by the ``extra_fields`` knob: fields Maesn might ship tomorrow that no schema knows yet.
 EXTRA_TOP_LEVEL_FIELD = ("einvoicingStatus", "SENT")
@@ -100,9 +104,14 @@ def json_number(value: Decimal, strip_trailing_zeros: bool = False) -> str:
     return _NUMBER_START + text + _NUMBER_END
 
 
+# One shared encoder: json.dumps with options builds a new one per call, which shows when
+# thousands of records and baskets are serialized at start-up.
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def to_json_bytes(document: object) -> bytes:
     """Compact UTF-8 JSON (non-ASCII kept raw, as the real API sends it), marked numbers bare."""
-    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    text = _COMPACT_JSON.encode(document)
     return text.replace('"\\u001f', "").replace('\\u001e"', "").encode()
 
 
@@ -112,23 +121,57 @@ class Presentation:
 
     null_updated_date_fraction: float = 0.0
     extra_fields: bool = False
+    list_omits_line_items: float = 0.0
 
 
 # --------------------------------------------------------------------------- records
 
 
-@dataclass(frozen=True, slots=True)
+_LINE_ITEMS_KEY = b',"lineItems":'
+
+
+@dataclass(slots=True)
 class _Basket:
-    """Currency, amounts and line items shared by several records, pre-serialized.
+    """Currency, amounts and line items shared by several records, serialized once.
 
     ``tail`` is the end of a record's JSON object: ``,"totalAmount":…,"lineItems":[…]}``.
     Building and serializing amounts and line items is most of the cost of a record; drawing
-    them from a pool keeps 100 000 records quick to build while the data stays varied.
+    them from a pool keeps 100 000 records quick to build while the data stays varied. Each
+    serialized form is built the first time a record needs it (small pools leave a third of
+    their baskets unused).
     """
 
     currency: str
-    tail: bytes
-    tail_with_extra_fields: bytes  # line items carry the unknown field of the extra_fields knob
+    money_fields: dict[str, Any]  # amounts and lineItems, marked for to_json_bytes
+    _tail: bytes | None = None
+    _tail_with_extra_fields: bytes | None = None
+    _tail_without_line_items: bytes | None = None
+
+    @property
+    def tail(self) -> bytes:
+        if self._tail is None:
+            self._tail = _json_tail(self.money_fields)
+        return self._tail
+
+    @property
+    def tail_with_extra_fields(self) -> bytes:
+        """Line items carry the unknown field of the extra_fields knob."""
+        if self._tail_with_extra_fields is None:
+            line_items = _with_extra_line_field(self.money_fields["lineItems"])
+            self._tail_with_extra_fields = _json_tail(
+                {**self.money_fields, "lineItems": line_items}
+            )
+        return self._tail_with_extra_fields
+
+    @property
+    def tail_without_line_items(self) -> bytes:
+        """``tail`` with ``"lineItems":null``; lineItems is the last key, amounts come before."""
+        if self._tail_without_line_items is None:
+            tail = self.tail
+            self._tail_without_line_items = (
+                tail[: tail.index(_LINE_ITEMS_KEY)] + _LINE_ITEMS_KEY + b"null}"
+            )
+        return self._tail_without_line_items
 
 
 @dataclass(slots=True)
@@ -145,8 +188,13 @@ class StoredRecord:
     # Every DTO key but the basket's, in spec order; render() sets updatedDate.
     fields: dict[str, Any]
     basket: _Basket
+    # Lists serve lineItems null while lines_draw < list_omits_line_items. Taken from the id's
+    # last hex digits (random, and unrelated to ordering by id), so no extra rng draw shifts the
+    # seeded data.
+    lines_draw: float = 0.0
     served_updated: datetime | None = None
-    body: bytes = b""
+    body: bytes = b""  # the record in full, as the detail endpoint and truth() serve it
+    list_body: bytes = b""  # as list pages serve it: ``body`` itself, or without line items
 
     def render(self, presentation: Presentation) -> None:
         hides_updated = self.null_draw < presentation.null_updated_date_fraction
@@ -158,8 +206,13 @@ class StoredRecord:
         if presentation.extra_fields:
             name, value = EXTRA_TOP_LEVEL_FIELD
             head, tail = {**head, name: value}, self.basket.tail_with_extra_fields
-        # The record's own fields hold no amounts, so plain json.dumps is exact here.
-        self.body = json.dumps(head, ensure_ascii=False, separators=(",", ":")).encode()[:-1] + tail
+        # The record's own fields hold no amounts, so plain JSON is exact here.
+        head_json = _COMPACT_JSON.encode(head).encode()[:-1]
+        self.body = head_json + tail
+        if self.lines_draw < presentation.list_omits_line_items:
+            self.list_body = head_json + self.basket.tail_without_line_items
+        else:
+            self.list_body = self.body
 
 
 # --------------------------------------------------------------------------- realistic values
@@ -693,8 +746,7 @@ class _RecordFactory:
             shape.make_line_item(line, rng) for line in money.lines
         ] or shape.without_line_items
         money_fields = shape.make_money_fields(money, line_items, rng)
-        with_extra = {**money_fields, "lineItems": _with_extra_line_field(line_items)}
-        return _Basket(currency, _json_tail(money_fields), _json_tail(with_extra))
+        return _Basket(currency, money_fields)
 
     def build(
         self,
@@ -732,6 +784,7 @@ class _RecordFactory:
             fields[shape.number_field],
             fields,
             basket,
+            int(basics.id[-8:], 16) / 0x1_0000_0000,
         )
 
     def revise(self, record: StoredRecord, rng: random.Random, now: datetime) -> None:
@@ -764,6 +817,24 @@ def _random_update(rng: random.Random, created: datetime, with_millis: bool) -> 
     return _random_instant(rng, created, span_ms, with_millis)
 
 
+def _tie_updated_dates(records: list[StoredRecord], size: int, rng: random.Random) -> None:
+    """A bulk import: ``size`` records in a row of creation share one whole-second updatedDate."""
+    size = min(size, len(records))
+    if size == 0:
+        return
+    start = rng.randrange(len(records) - size + 1)
+    group = records[start : start + size]
+    latest_created = max(record.created for record in group)
+    # At or after every creation in the group, never past the cap, as _random_update draws.
+    span_seconds = min(MAX_UPDATE_DELAY_MS // 1000, (UPDATED_CAP - latest_created) // _SECOND)
+    shared = latest_created.replace(microsecond=0) + timedelta(
+        seconds=rng.randint(1, max(span_seconds, 1))
+    )
+    shared = min(shared, UPDATED_CAP)
+    for record in group:
+        record.updated = shared
+
+
 def _generate_records(
     factory: _RecordFactory, count: int, rng: random.Random
 ) -> list[StoredRecord]:
@@ -790,6 +861,7 @@ class ViewKey:
     since: datetime | None
     order_field: str
     descending: bool
+    nulls_last: bool = False  # records without a served updatedDate go last (updatedDate only)
 
 
 _MAX_CACHED_VIEWS = 64
@@ -803,7 +875,12 @@ class Collection:
     """
 
     def __init__(
-        self, resource: str, count: int, rng: random.Random, presentation: Presentation
+        self,
+        resource: str,
+        count: int,
+        rng: random.Random,
+        presentation: Presentation,
+        tie_group_size: int = 0,
     ) -> None:
         self.resource = resource
         self.deleted_ids: set[str] = set()
@@ -811,9 +888,10 @@ class Collection:
         self._views: dict[ViewKey, list[bytes]] = {}
         with _cyclic_gc_paused():
             self._factory = _RecordFactory(resource, rng, count)
-            self.records = {
-                record.id: record for record in _generate_records(self._factory, count, rng)
-            }
+            generated = _generate_records(self._factory, count, rng)
+            if tie_group_size:  # drawn last, so the other records stay as without ties
+                _tie_updated_dates(generated, tie_group_size, rng)
+            self.records = {record.id: record for record in generated}
             self.rerender(presentation)
 
     def rerender(self, presentation: Presentation) -> None:
@@ -837,8 +915,19 @@ class Collection:
             if since is None or record.served_updated is None or record.served_updated >= since
         ]
         sort_value = _sort_value(self.resource, key.order_field)
+        if key.nulls_last and key.order_field == "updatedDate":
+            undated = [record for record in matching if record.served_updated is None]
+            matching = [record for record in matching if record.served_updated is not None]
+            undated.sort(key=lambda record: record.id, reverse=key.descending)
+        else:
+            undated = []
         matching.sort(key=lambda record: (sort_value(record), record.id), reverse=key.descending)
-        return [record.body for record in matching]
+        return [record.list_body for record in matching + undated]
+
+    def detail(self, record_id: str) -> bytes | None:
+        """The record in full (line items included), or None if there is no such record."""
+        record = self.records.get(record_id)
+        return None if record is None else record.body
 
     def update(
         self, rng: random.Random, count: int, now: datetime, presentation: Presentation
@@ -868,7 +957,8 @@ class Collection:
         self._views.clear()
 
     def truth(self) -> dict[str, dict[str, Any]]:
-        """Records exactly as served; numbers parse to Decimal so nothing is rounded."""
+        """Records exactly as served in full (the detail endpoint's form, line items included,
+        even for records list pages serve without them); numbers parse to Decimal."""
         return {
             record_id: json.loads(record.body, parse_float=Decimal)
             for record_id, record in self.records.items()

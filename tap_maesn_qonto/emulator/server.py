@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import email.utils
 import gc
 import json
 import math
@@ -17,6 +18,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -25,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from .data import (
     ORDER_FIELDS,
@@ -34,6 +36,7 @@ from .data import (
     Collection,
     Presentation,
     ViewKey,
+    _cyclic_gc_paused,
     to_json_bytes,
 )
 
@@ -54,10 +57,14 @@ FAULT_KINDS = (
     "404",
     "405",
     "422",
+    "errors_200",
+    "html_404",
 )
 PAGINATION_META_MODES = ("full", "null", "no_meta")
 PAST_LAST_PAGE_MODES = ("empty", "422")
 MUTATION_KINDS = ("update", "create", "delete")
+RETRY_AFTER_FORMATS = ("seconds", "http_date", "http_date_minus0000", "http_date_no_zone")
+ACCOUNT_FAILURES = ("401", "403", "500", "reset")
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 _LOGIN_PAGE = (
@@ -67,6 +74,14 @@ _LOGIN_PAGE = (
     b"<button>Sign in</button></form></body></html>"
 )
 _PAGE_OUT_OF_RANGE = {"errors": [{"code": "invalid_page", "detail": "page is out of range"}]}
+# What a plain web server (not Maesn) answers for a path it does not have.
+_NOT_FOUND_PAGE = (
+    b"<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n"
+    b"<center><h1>404 Not Found</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
+# The errors_200 fault: Maesn wraps a failed upstream call in a 200 envelope.
+_UPSTREAM_ERRORS = to_json_bytes({"message": "Qonto request failed", "code": "UPSTREAM_ERROR"})
 
 
 @dataclass
@@ -79,7 +94,13 @@ class EmulatorSettings:
     accounts: dict[str, str] = field(
         default_factory=lambda: {QONTO_ACCOUNT_KEY: "qonto", SANDBOX_ACCOUNT_KEY: "qonto-sandbox"}
     )
+    # account key -> per-resource counts replacing ``counts`` for that account
+    account_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    # records per collection sharing one updatedDate instant, as after a bulk import
+    tie_group_size: int = 0
     inactive_accounts: list[str] = field(default_factory=list)
+    # account key -> "401", "403", "500" or "reset": how every request of that account fails
+    failing_accounts: dict[str, str] = field(default_factory=dict)
     host: str = "127.0.0.1"
     port: int = 0
     verbose: bool = False
@@ -89,13 +110,21 @@ class EmulatorSettings:
     pagination_meta: str = "full"
     past_last_page: str = "empty"
     null_updated_date_fraction: float = 0.0
+    nulls_last: bool = False  # ordering by updatedDate puts null updatedDates last, not first
+    list_omits_line_items: float = 0.0  # fraction of records listed with lineItems null
     extra_fields: bool = False
     echo_headers_in_errors: bool = False
+    # changes are stamped this many seconds behind the wall clock (a server clock lagging)
+    updated_lag_seconds: float = 0.0
+    # whole API (admin endpoints excepted)
+    not_maesn: bool = False  # every request gets a plain web server's HTML 404
+    redirect_api_to: str | None = None  # every request gets a 302 to this base URL
     # faults
     latency_ms: float = 0.0
     fault_rate: float = 0.0
     fault_kinds: list[str] = field(default_factory=lambda: list(RANDOM_FAULT_KINDS))
     retry_after: int = 1
+    retry_after_format: str = "seconds"  # or http_date, http_date_minus0000, http_date_no_zone
     slow_seconds: float = 5.0
     fail_always: str | None = None
     unsupported: list[str] = field(default_factory=list)
@@ -106,8 +135,12 @@ class EmulatorSettings:
     )
 
 
+_MAX_LAG_SECONDS = 10 * 366 * 24 * 3600
+
 # The dataset is generated once from these; changing them would mean a different emulator.
-_CONSTRUCTION_ONLY = frozenset({"seed", "counts", "accounts", "host", "port"})
+_CONSTRUCTION_ONLY = frozenset(
+    {"seed", "counts", "accounts", "account_counts", "tie_group_size", "host", "port"}
+)
 RUNTIME_KNOBS = frozenset(f.name for f in dataclasses.fields(EmulatorSettings)) - _CONSTRUCTION_ONLY
 
 
@@ -117,8 +150,16 @@ def _normalized(settings: EmulatorSettings) -> EmulatorSettings:
     settings.counts = {**DEFAULT_COUNTS, **settings.counts}
     settings.api_keys = list(settings.api_keys)
     settings.accounts = dict(settings.accounts)
+    settings.account_counts = {
+        str(account): {str(resource): int(n) for resource, n in counts.items()}
+        for account, counts in settings.account_counts.items()
+    }
     settings.inactive_accounts = list(settings.inactive_accounts)
+    settings.failing_accounts = {
+        str(account): str(failure) for account, failure in settings.failing_accounts.items()
+    }
     settings.unsupported = list(settings.unsupported)
+    settings.updated_lag_seconds = float(settings.updated_lag_seconds)
     settings.past_last_page = str(settings.past_last_page)
     settings.fault_kinds = [str(kind) for kind in settings.fault_kinds]
     settings.fail_always = None if settings.fail_always is None else str(settings.fail_always)
@@ -136,12 +177,39 @@ def _normalized(settings: EmulatorSettings) -> EmulatorSettings:
         *_unknown("pagination_meta", [settings.pagination_meta], PAGINATION_META_MODES),
         *_unknown("past_last_page", [settings.past_last_page], PAST_LAST_PAGE_MODES),
         *_unknown("mutation kind", settings.mutations_per_batch, MUTATION_KINDS),
+        *_unknown("retry_after_format", [settings.retry_after_format], RETRY_AFTER_FORMATS),
+        *_unknown("account of account_counts", settings.account_counts, tuple(settings.accounts)),
+        *_unknown(
+            "account_counts resource",
+            {resource for counts in settings.account_counts.values() for resource in counts},
+            RESOURCES,
+        ),
+        *_unknown(
+            "account of failing_accounts", settings.failing_accounts, tuple(settings.accounts)
+        ),
+        *_unknown("account failure", settings.failing_accounts.values(), ACCOUNT_FAILURES),
     ]
-    if any(count < 0 for count in settings.counts.values()):
+    all_counts = [
+        *settings.counts.values(),
+        *(n for counts in settings.account_counts.values() for n in counts.values()),
+    ]
+    if any(count < 0 for count in all_counts):
         problems.append("counts must not be negative")
-    for name in ("fault_rate", "null_updated_date_fraction"):
+    for name in ("fault_rate", "null_updated_date_fraction", "list_omits_line_items"):
         if not 0.0 <= getattr(settings, name) <= 1.0:
             problems.append(f"{name} must be between 0 and 1")
+    for name in ("nulls_last", "not_maesn"):
+        if not isinstance(getattr(settings, name), bool):
+            problems.append(f"{name} must be true or false")
+    if not isinstance(settings.tie_group_size, int) or settings.tie_group_size < 0:
+        problems.append("tie_group_size must be a whole number, not negative")
+    if not abs(settings.updated_lag_seconds) <= _MAX_LAG_SECONDS:  # also refuses NaN
+        problems.append("updated_lag_seconds must be a number of seconds, at most ten years")
+    redirect = settings.redirect_api_to
+    if redirect is not None and not (
+        isinstance(redirect, str) and redirect.startswith(("http://", "https://"))
+    ):
+        problems.append("redirect_api_to must be None or an http:// or https:// URL")
     if problems:
         raise ValueError("; ".join(problems))
     return settings
@@ -165,6 +233,7 @@ class Request:
     query: dict[str, str]  # first value of each parameter
     headers: list[tuple[str, str]]  # as received, names unchanged
     body: bytes
+    raw_query: str = ""  # the query string as received, for redirects
 
     def header(self, name: str) -> str | None:
         """Case-insensitive lookup, as HTTP header names are."""
@@ -176,7 +245,7 @@ class Request:
 class Reply:
     status: int
     body: bytes = b""
-    content_type: str = JSON_CONTENT_TYPE
+    content_type: str = JSON_CONTENT_TYPE  # "" sends no Content-Type header
     headers: dict[str, str] = field(default_factory=dict)
     delay_seconds: float = 0.0
     reset: bool = False  # drop the TCP connection instead of answering
@@ -247,6 +316,7 @@ class _ScriptedFault:
     kind: str
     remaining: int
     resource: str | None
+    page: int | None = None
 
 
 # --------------------------------------------------------------------------- emulator
@@ -263,16 +333,18 @@ class Emulator:
         self._closing = threading.Event()
         seed = self.settings.seed
         presentation = self._presentation()
-        self._collections = {
-            (account_key, resource): Collection(
-                resource,
-                self.settings.counts[resource],
-                _seeded_rng(f"{seed}/{account_key}/{resource}"),
-                presentation,
-            )
-            for account_key in self.settings.accounts
-            for resource in RESOURCES
-        }
+        with _cyclic_gc_paused():  # between collections too: hundreds of accounts are built
+            self._collections = {
+                (account_key, resource): Collection(
+                    resource,
+                    self._record_count(account_key, resource),
+                    _seeded_rng(f"{seed}/{account_key}/{resource}"),
+                    presentation,
+                    self.settings.tie_group_size,
+                )
+                for account_key in self.settings.accounts
+                for resource in RESOURCES
+            }
         if sum(len(collection.records) for collection in self._collections.values()) >= 10_000:
             # Let the cyclic GC scan the new records once now: left to the first requests, that
             # scan stalls them for up to a second on a 100 000-record dataset.
@@ -280,10 +352,12 @@ class Emulator:
         self._mutation_rng = _seeded_rng(f"{seed}/mutations")
         self._fault_rng = _seeded_rng(f"{seed}/faults")
         self._scripted_faults: list[_ScriptedFault] = []
+        self._last_stamp = UPDATED_CAP  # changes are stamped strictly after this, and later ones
         self._requests = 0
         self._statuses: Counter[str] = Counter()
         self._faults: Counter[str] = Counter()
         self._list_requests: Counter[str] = Counter()
+        self._detail_requests: Counter[str] = Counter()
         self._mutations: Counter[str] = Counter()
         self._successful_list_requests = 0
         self._server: _Server | None = None
@@ -337,13 +411,18 @@ class Emulator:
     # ------------------------------------------------------------------ Python API
 
     def configure(self, **knobs: Any) -> None:
-        """Change knobs at runtime (everything but seed, counts, accounts, host, port)."""
+        """Change knobs at runtime (all but seed, counts, accounts, account_counts,
+        tie_group_size, host, port)."""
         not_runtime = sorted(set(knobs) - RUNTIME_KNOBS)
         if not_runtime:
             raise ValueError(f"not a runtime knob: {', '.join(not_runtime)}")
         with self._lock:
             old_presentation = self._presentation()
+            old_lag = self.settings.updated_lag_seconds
             self.settings = _normalized(dataclasses.replace(self.settings, **knobs))
+            if self.settings.updated_lag_seconds != old_lag:
+                # The server clock was set to another time: stamps follow it, even backwards.
+                self._last_stamp = UPDATED_CAP
             if self._presentation() != old_presentation:
                 for collection in self._collections.values():
                     collection.rerender(self._presentation())
@@ -372,8 +451,15 @@ class Emulator:
                 self._account_key(account), resource, update=update, create=create, delete=delete
             )
 
-    def fail_next(self, kind: str | int, count: int = 1, resource: str | None = None) -> None:
-        """Script ``kind`` for the next ``count`` list requests (of ``resource``, or of any)."""
+    def fail_next(
+        self,
+        kind: str | int,
+        count: int = 1,
+        resource: str | None = None,
+        page: int | None = None,
+    ) -> None:
+        """Script ``kind`` for the next ``count`` list requests (of ``resource``, or of any;
+        for page number ``page`` only, as the ``page`` query parameter says, 1 when absent)."""
         kind = str(kind)
         if kind not in FAULT_KINDS:
             raise ValueError(
@@ -381,8 +467,12 @@ class Emulator:
             )
         if resource is not None and resource not in RESOURCES:
             raise ValueError(f"unknown resource {resource!r}")
+        if page is not None:
+            if isinstance(page, bool) or int(page) != page or page < 1:
+                raise ValueError(f"page must be a page number from 1, not {page!r}")
+            page = int(page)
         with self._lock:
-            self._scripted_faults.append(_ScriptedFault(kind, count, resource))
+            self._scripted_faults.append(_ScriptedFault(kind, count, resource, page))
 
     def stats(self) -> dict[str, Any]:
         """Counts since start: API requests (admin calls excluded), statuses, faults, mutations."""
@@ -392,6 +482,7 @@ class Emulator:
                 "statuses": dict(self._statuses),
                 "faults": dict(self._faults),
                 "list_requests": dict(self._list_requests),
+                "detail_requests": dict(self._detail_requests),
                 "mutations": dict(self._mutations),
             }
 
@@ -412,10 +503,19 @@ class Emulator:
     # ------------------------------------------------------------------ internals (lock held)
 
     def _presentation(self) -> Presentation:
-        return Presentation(self.settings.null_updated_date_fraction, self.settings.extra_fields)
+        return Presentation(
+            self.settings.null_updated_date_fraction,
+            self.settings.extra_fields,
+            self.settings.list_omits_line_items,
+        )
+
+    def _record_count(self, account_key: str, resource: str) -> int:
+        per_account = self.settings.account_counts.get(account_key, {})
+        return per_account.get(resource, self.settings.counts[resource])
 
     def _account_key(self, account: str) -> str:
-        """Accept an account key or a target system name ("qonto", "qonto-sandbox")."""
+        """Accept an account key or a target system name ("qonto", "qonto-sandbox"): the first
+        account of that target system."""
         if account in self.settings.accounts:
             return account
         for account_key, target_system in self.settings.accounts.items():
@@ -434,12 +534,22 @@ class Emulator:
         self, account_key: str, resource: str, *, update: int, create: int, delete: int
     ) -> None:
         collection = self._collection(account_key, resource)
-        now = _now_millis()
+        now = self._stamp()
         presentation = self._presentation()
         collection.update(self._mutation_rng, update, now, presentation)
         collection.create(self._mutation_rng, create, now, presentation)
         collection.delete(self._mutation_rng, delete)
         self._mutations.update({"update": update, "create": create, "delete": delete})
+
+    def _stamp(self) -> datetime:
+        """The instant a change is stamped with: the lagging server clock, strictly later than
+        the previous change even where the floor of _now_millis holds the clock still."""
+        stamp = max(
+            _now_millis(self.settings.updated_lag_seconds),
+            self._last_stamp + timedelta(milliseconds=1),
+        )
+        self._last_stamp = stamp
+        return stamp
 
     # ------------------------------------------------------------------ request handling
 
@@ -456,18 +566,34 @@ class Emulator:
         return reply
 
     def _api(self, request: Request) -> Reply:
-        if request.method == "GET" and request.path == "/health":
-            return Reply(200, b"Service is healthy", content_type="text/plain; charset=utf-8")
-        resource = request.path.removeprefix("/accounting/")
-        is_list = request.method == "GET" and resource in RESOURCES
-        if not is_list and (request.method, request.path) != ("GET", "/user/user-info"):
+        unauthenticated = self._unauthenticated_reply(request)
+        if unauthenticated is not None:
+            return unauthenticated
+        resource, record_id = _route(request)
+        if resource is None and (request.method, request.path) != ("GET", "/user/user-info"):
             return self._error(404, f"Cannot {request.method} {request.path}", request)
         account_key = self._authenticate(request)
         if isinstance(account_key, Reply):
             return account_key
-        if is_list:
-            return self._list(account_key, resource, request)
-        return self._user_info(account_key)
+        if resource is None:  # /user/user-info
+            return self._user_info(account_key)
+        if record_id is not None:
+            return self._detail(account_key, resource, record_id, request)
+        return self._list(account_key, resource, request)
+
+    def _unauthenticated_reply(self, request: Request) -> Reply | None:
+        """What is answered before routing: not_maesn, then redirect_api_to (both for every API
+        request, /health included), then /health."""
+        if self.settings.not_maesn:
+            return _not_found_page()
+        if self.settings.redirect_api_to is not None:
+            location = self.settings.redirect_api_to.rstrip("/") + request.path
+            if request.raw_query:
+                location += "?" + request.raw_query
+            return Reply(302, content_type="", headers={"Location": location})
+        if request.method == "GET" and request.path == "/health":
+            return Reply(200, b"Service is healthy", content_type="text/plain; charset=utf-8")
+        return None
 
     def _authenticate(self, request: Request) -> str | Reply:
         api_key = request.header("X-API-KEY")
@@ -476,9 +602,23 @@ class Emulator:
             return self._error(401, "Invalid or missing X-API-KEY", request)
         if account_key is None or account_key not in self.settings.accounts:
             return self._error(401, "Invalid or missing X-ACCOUNT-KEY", request)
-        if account_key in self.settings.inactive_accounts:
-            return self._error(403, "The user account is inactive", request)
+        failure = self.settings.failing_accounts.get(account_key)
+        if failure is None and account_key in self.settings.inactive_accounts:
+            failure = "403"
+        if failure is not None:
+            return self._account_failure(failure, request)
         return account_key
+
+    def _account_failure(self, failure: str, request: Request) -> Reply:
+        """How a request of a failing (or inactive) account is answered."""
+        if failure == "reset":
+            return Reply(0, reset=True)
+        messages = {
+            "401": "Invalid or missing X-ACCOUNT-KEY",
+            "403": "The user account is inactive",
+            "500": "Internal server error",
+        }
+        return self._error(int(failure), messages[failure], request)
 
     def _user_info(self, account_key: str) -> Reply:
         user_id = uuid.uuid5(uuid.NAMESPACE_URL, f"maesn-emulator/user/{account_key}")
@@ -518,12 +658,10 @@ class Emulator:
         query = _parse_list_query(resource, request.query)
         if isinstance(query, list):
             return self._error(400, query, request)
-        fault = self._draw_fault(resource)
-        if fault is not None and fault not in ("slow", "truncated", "data_not_list"):
+        fault = self._draw_fault(resource, query.page)
+        if fault is not None and fault not in _FAULTS_IN_A_PAGE:
             return self._fault_reply(fault, target_system, request)
-        reply = self._page(
-            account_key, resource, query, request, data_not_list=fault == "data_not_list"
-        )
+        reply = self._page(account_key, resource, query, request, fault=fault)
         if fault == "truncated":
             reply.body = reply.body[: len(reply.body) // 2]
         if fault == "slow":
@@ -532,8 +670,8 @@ class Emulator:
             self._count_success_and_maybe_mutate(account_key, resource)
         return reply
 
-    def _draw_fault(self, resource: str) -> str | None:
-        kind = self.settings.fail_always or self._take_scripted_fault(resource)
+    def _draw_fault(self, resource: str, page: int) -> str | None:
+        kind = self.settings.fail_always or self._take_scripted_fault(resource, page)
         if (
             kind is None
             and self.settings.fault_rate
@@ -544,9 +682,9 @@ class Emulator:
             self._faults[kind] += 1
         return kind
 
-    def _take_scripted_fault(self, resource: str) -> str | None:
+    def _take_scripted_fault(self, resource: str, page: int) -> str | None:
         for scripted in self._scripted_faults:
-            if scripted.resource in (None, resource):
+            if scripted.resource in (None, resource) and scripted.page in (None, page):
                 scripted.remaining -= 1
                 if scripted.remaining <= 0:
                     self._scripted_faults.remove(scripted)
@@ -558,10 +696,12 @@ class Emulator:
             return Reply(0, reset=True)
         if kind == "html":
             return Reply(200, _LOGIN_PAGE, content_type="text/html; charset=utf-8")
+        if kind == "html_404":
+            return _not_found_page()
         if kind == "422":
             return _json_reply(422, self._with_echoed_headers(dict(_PAGE_OUT_OF_RANGE), request))
         if kind == "429":
-            retry_after = {"Retry-After": str(self.settings.retry_after)}
+            retry_after = {"Retry-After": self._retry_after_value()}
             return self._error(429, "ThrottlerException: Too Many Requests", request, retry_after)
         messages = {
             "401": "The end user must re-authenticate with the target system",
@@ -574,6 +714,18 @@ class Emulator:
         }
         return self._error(int(kind), messages[kind], request)
 
+    def _retry_after_value(self) -> str:
+        """``retry_after`` seconds from now, as delta-seconds or an HTTP date (rounded up)."""
+        seconds, style = self.settings.retry_after, self.settings.retry_after_format
+        if style == "seconds":
+            return str(seconds)
+        text = email.utils.formatdate(math.ceil(time.time() + seconds), usegmt=True)
+        if style == "http_date_minus0000":
+            return text.removesuffix("GMT") + "-0000"
+        if style == "http_date_no_zone":
+            return text.removesuffix(" GMT")
+        return text
+
     def _page(
         self,
         account_key: str,
@@ -581,7 +733,7 @@ class Emulator:
         query: _ListQuery,
         request: Request,
         *,
-        data_not_list: bool,
+        fault: str | None,
     ) -> Reply:
         warnings: list[str] = []
         view_key = self._view_key(query, self.settings.accounts[account_key], warnings)
@@ -591,11 +743,13 @@ class Emulator:
         if query.page > max(total_pages, 1) and self.settings.past_last_page == "422":
             return _json_reply(422, self._with_echoed_headers(dict(_PAGE_OUT_OF_RANGE), request))
         first = (query.page - 1) * query.limit
-        data = (
-            b"{}"
-            if data_not_list
-            else b"[" + b",".join(records[first : first + query.limit]) + b"]"
-        )
+        if fault == "data_not_list":
+            data = b"{}"
+        elif fault == "errors_200":
+            data = b"[]"
+        else:
+            data = b"[" + b",".join(records[first : first + query.limit]) + b"]"
+        errors = _UPSTREAM_ERRORS if fault == "errors_200" else b"null"
         pagination = {
             "total": total,
             "perPage": query.limit,
@@ -608,9 +762,28 @@ class Emulator:
             + to_json_bytes(meta)
             + b',"data":'
             + data
-            + b',"errors":null,"rawData":null}'
+            + b',"errors":'
+            + errors
+            + b',"rawData":null}'
         )
         return Reply(200, body)
+
+    def _detail(self, account_key: str, resource: str, record_id: str, request: Request) -> Reply:
+        """One record in full; lists may serve it without line items (list_omits_line_items)."""
+        self._detail_requests[resource] += 1
+        target_system = self.settings.accounts[account_key]
+        if resource in self.settings.unsupported:
+            return self._error(
+                404, f"Endpoint not supported for target system {target_system}", request
+            )
+        body = self._collections[account_key, resource].detail(record_id)
+        if body is None:
+            return self._error(
+                404, f"Resource {record_id} not found in target system {target_system}", request
+            )
+        return Reply(
+            200, b'{"meta":{"warnings":[]},"data":' + body + b',"errors":null,"rawData":null}'
+        )
 
     def _view_key(self, query: _ListQuery, target_system: str, warnings: list[str]) -> ViewKey:
         """Apply the honor_* knobs: an unsupported parameter is ignored with a warning."""
@@ -626,7 +799,8 @@ class Emulator:
             order_field, order_dir = None, None
         if order_field is None:  # Qonto's native order: newest first
             return ViewKey(since, "createdDate", order_dir != "ASC")
-        return ViewKey(since, order_field, order_dir == "DESC")
+        nulls_last = self.settings.nulls_last and order_field == "updatedDate"
+        return ViewKey(since, order_field, order_dir == "DESC", nulls_last)
 
     def _meta(self, warnings: list[str], pagination: dict[str, int]) -> dict[str, Any] | None:
         mode = self.settings.pagination_meta
@@ -681,18 +855,50 @@ class Emulator:
         return {"count": len(ids), "ids": ids, "deleted_ids": deleted}
 
 
+# Faults answered with a page (200) rather than instead of one.
+_FAULTS_IN_A_PAGE = ("slow", "truncated", "data_not_list", "errors_200")
+
+
+def _route(request: Request) -> tuple[str | None, str | None]:
+    """(resource, None) for a list, (resource, id) for a detail, (None, None) for neither."""
+    if request.method != "GET" or not request.path.startswith("/accounting/"):
+        return None, None
+    resource, slash, record_id = request.path.removeprefix("/accounting/").partition("/")
+    if resource not in RESOURCES:
+        return None, None
+    if not slash:
+        return resource, None
+    record_id = unquote(record_id)
+    if not record_id or "/" in record_id:
+        return None, None
+    return resource, record_id
+
+
+def _not_found_page() -> Reply:
+    return Reply(404, _NOT_FOUND_PAGE, content_type="text/html")
+
+
+def many_accounts(n: int, prefix: str = "emulator-account-") -> dict[str, str]:
+    """``n`` Qonto account keys for ``accounts=``: emulator-account-0001, -0002, ... -> "qonto"."""
+    if n < 0:
+        raise ValueError("n must not be negative")
+    width = max(4, len(str(n)))
+    return {f"{prefix}{number:0{width}d}": "qonto" for number in range(1, n + 1)}
+
+
 def _seeded_rng(seed: str) -> random.Random:
     """Reproducible test data and fault draws; nothing here needs unpredictability."""
     return random.Random(seed)
 
 
-def _now_millis() -> datetime:
-    """Wall-clock UTC at millisecond precision, the resolution the API shows.
+def _now_millis(lag_seconds: float = 0.0) -> datetime:
+    """Wall-clock UTC minus ``lag_seconds``, at millisecond precision, the resolution the API
+    shows.
 
     Never earlier than the seeded data, so a change always looks newer than every seeded
     record even on a machine whose clock is behind.
     """
-    now = datetime.now(UTC)
+    now = datetime.now(UTC) - timedelta(seconds=lag_seconds)
     now = now.replace(microsecond=now.microsecond // 1000 * 1000)
     return max(now, UPDATED_CAP + timedelta(milliseconds=1))
 
@@ -745,7 +951,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reset_connection()
             return
         self.send_response(reply.status)
-        self.send_header("Content-Type", reply.content_type)
+        if reply.content_type:
+            self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(reply.body)))
         for name, value in reply.headers.items():
             self.send_header(name, value)
@@ -760,7 +967,9 @@ class _Handler(BaseHTTPRequestHandler):
         }
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        return Request(self.command, parts.path, query, list(self.headers.items()), body)
+        return Request(
+            self.command, parts.path, query, list(self.headers.items()), body, parts.query
+        )
 
     def _reset_connection(self) -> None:
         # SO_LINGER on with a zero timeout makes the close send RST instead of FIN, so the

@@ -1,0 +1,178 @@
+"""Reading a whole list: concurrent page-number reads under ``createdDate ASC``.
+
+Used for the first run without a start, for ``FULL_TABLE``, and as the fallback
+when a target system does not filter or order by ``updatedDate``. Without a
+filter and under ``createdDate ASC``, an update moves nothing and a creation lands
+on the last page; only a record leaving the list (a deletion) shifts unread
+records onto pages already read, where they would be missed.
+
+Every pass is checked against values the server returns, never this machine's
+clock: the newest ``createdDate`` before the pass (one small probe request) tells
+which records were created during it, and ``first total + created - last total >
+0`` means something left the list. An id seen twice, or fewer distinct ids than
+the last total, mean the same. Such a pass is read again (at most
+``MAX_PASSES``), emitting only ids not yet emitted; if the last pass still cannot
+be trusted, :attr:`FullRead.complete` is false and the caller keeps the previous
+bookmark.
+"""
+
+from __future__ import annotations
+
+import time
+import typing as t
+from dataclasses import dataclass, field, replace
+
+from tap_maesn_qonto.errors import ClientError
+from tap_maesn_qonto.pager import pages_in_order
+from tap_maesn_qonto.pages import PageRequest, Position
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from tap_maesn_qonto.envelope import Page
+    from tap_maesn_qonto.pager import Fetch
+
+MAX_PASSES = 3
+
+
+@dataclass
+class PassCheck:
+    """What one walk over all pages saw, to decide whether it can be trusted."""
+
+    first_total: int | None = None
+    last_total: int | None = None
+    created_during_pass: int = 0
+    distinct: int = 0
+    repeated_ids: int = 0
+    seen: set[str] = field(default_factory=set)
+
+    def drift(self) -> str | None:
+        """Why this pass may have missed records, or None if it is sound."""
+        if self.repeated_ids:
+            return f"{self.repeated_ids} record(s) appeared on two pages (records shifted)"
+        if self.first_total is not None and self.last_total is not None:
+            left = self.first_total + self.created_during_pass - self.last_total
+            if left > 0:
+                return (
+                    f"about {left} record(s) left the list while paging (total "
+                    f"{self.first_total} -> {self.last_total} with "
+                    f"{self.created_during_pass} created)"
+                )
+        if self.last_total is not None and self.distinct < self.last_total:
+            return f"{self.distinct} distinct records arrived but Maesn reported {self.last_total}"
+        return None
+
+
+@dataclass
+class FullRead:
+    """One partition's full read; iterate :meth:`records`, then read the outcome."""
+
+    fetch: Fetch
+    query: PageRequest  # page 1 of the list, ordered by createdDate ASC when supported
+    identify: Callable[[dict], str]
+    key_of: Callable[[dict], str | None]
+    created_of: Callable[[dict], str | None]
+    max_concurrency: int
+    thread_name: str
+    warn: Callable[[str], None]
+    #: Emit only records updated at or after this (client-side filter); None = all.
+    since_text: str | None = None
+    #: Ids already emitted by this run (e.g. before a fallback from a window read).
+    emitted: set[str] = field(default_factory=set)
+    on_page: Callable[[Page], None] | None = None
+    # outcome
+    complete: bool = False
+    passes: int = 0
+    dropped_older: int = 0
+    max_key: str | None = None
+    seconds: float = 0.0
+
+    def records(self) -> Iterator[dict]:
+        """Every record of the list once, pass after pass until a pass is sound."""
+        started = time.monotonic()
+        newest_created = self._newest_created(Position.FIRST)
+        drift: str | None = None
+        for number in range(1, MAX_PASSES + 1):
+            self.passes = number
+            check = PassCheck()
+            first = self.fetch(self.query.at(1, Position.KNOWN))
+            for page in pages_in_order(
+                self.fetch,
+                first,
+                self.query,
+                max_concurrency=self.max_concurrency,
+                thread_name=self.thread_name,
+                on_page=self.on_page,
+            ):
+                yield from self._new_records(page, check, newest_created)
+            drift = check.drift()
+            if drift is None:
+                self.complete = True
+                break
+            if number < MAX_PASSES:
+                self.warn(
+                    f"data changed while paging: {drift}. Reading all pages again to catch "
+                    f"any record that slid past a page boundary (pass {number + 1} of at most "
+                    f"{MAX_PASSES})."
+                )
+            newest_created = self._newest_created(Position.KNOWN)
+        self.seconds = time.monotonic() - started
+        if not self.complete:
+            self.warn(
+                f"data was still changing after {MAX_PASSES} passes ({drift}). Everything "
+                "seen was emitted; the bookmark stays where it was, so the next run reads "
+                "this window again, and the run ends with exit code 3."
+            )
+
+    def _newest_created(self, position: Position) -> str | None:
+        """The newest createdDate right now: records created later are this pass's creations.
+
+        The first probe is also the stream's first request: a target system that
+        rejects ordering (400) is then read in its own order, with no probe.
+        """
+        if self.query.order_field is None:
+            return None
+        probe = PageRequest(
+            page=1, limit=5, order_field="createdDate", descending=True, position=position
+        )
+        try:
+            page = self.fetch(probe)
+        except ClientError as exc:
+            if exc.status != 400 or position is not Position.FIRST:
+                raise
+            self.warn(
+                f"the target system rejected ordering by createdDate ({exc.message}); "
+                "reading the list in its own order."
+            )
+            self.query = replace(self.query, order_field=None)
+            return None
+        values = [value for record in page.records if (value := self.created_of(record))]
+        return max(values, default=None)
+
+    def _new_records(
+        self, page: Page, check: PassCheck, newest_created: str | None
+    ) -> Iterator[dict]:
+        if page.total is not None:
+            if check.first_total is None:
+                check.first_total = page.total
+            check.last_total = page.total
+        for record in page.records:
+            record_id = self.identify(record)
+            if record_id in check.seen:
+                check.repeated_ids += 1
+                continue
+            check.seen.add(record_id)
+            check.distinct += 1
+            created = self.created_of(record)
+            if newest_created is not None and created is not None and created > newest_created:
+                check.created_during_pass += 1
+            key = self.key_of(record)
+            if key is not None and (self.max_key is None or key > self.max_key):
+                self.max_key = key
+            if record_id in self.emitted:
+                continue
+            if key is not None and self.since_text is not None and key < self.since_text:
+                self.dropped_older += 1
+                continue
+            self.emitted.add(record_id)
+            yield record

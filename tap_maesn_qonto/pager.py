@@ -1,0 +1,139 @@
+"""Concurrent fetch-ahead of the pages of one query, handed out in page order.
+
+Page 1 tells how many pages there are; the following pages are fetched by up to
+``max_concurrency`` worker threads while the caller consumes them in order. At
+most that many pages are held, so memory does not grow with the stream.
+
+The number of pages in flight adapts to keep the caller fed and no more: (time
+to fetch a page) / (time to consume one), rounded up and capped at
+``max_concurrency``. Against a slow API that is the cap; against a fast one it
+is one, because fetches far ahead only fight the record path for the GIL.
+
+When the caller stops early (an error, a signal), pending fetches are cancelled
+and the workers are not waited for: they notice the run's stop event at their
+next retry wait.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import math
+import time
+import typing as t
+
+from tap_maesn_qonto.errors import EndOfDataError
+from tap_maesn_qonto.pages import PageRequest, Position
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from tap_maesn_qonto.envelope import Page
+
+Fetch = t.Callable[[PageRequest], "Page"]
+
+
+class FetchPace:
+    """How many pages to keep in flight: fetch time over consume time, rounded up.
+
+    Both times are smoothed (exponential moving averages) so a single slow page
+    does not swing the window.
+    """
+
+    SMOOTHING = 0.2
+
+    def __init__(self, max_in_flight: int) -> None:
+        self.max_in_flight = max_in_flight
+        self.window = max_in_flight  # start wide: the first pages tell the real pace
+        self._fetch_seconds: float | None = None
+        self._consume_seconds: float | None = None
+
+    def _smooth(self, average: float | None, sample: float) -> float:
+        return sample if average is None else average + self.SMOOTHING * (sample - average)
+
+    def timed(self, fetch: Fetch, request: PageRequest) -> Page:
+        """Run one fetch (on a worker thread) and record how long it took."""
+        started = time.monotonic()
+        try:
+            return fetch(request)
+        finally:
+            self._fetch_seconds = self._smooth(self._fetch_seconds, time.monotonic() - started)
+
+    @contextlib.contextmanager
+    def consuming(self) -> Iterator[None]:
+        """Time the caller's work on one page, then resize the window."""
+        started = time.monotonic()
+        yield
+        self._consume_seconds = self._smooth(self._consume_seconds, time.monotonic() - started)
+        if self._fetch_seconds is not None:
+            needed = math.ceil(self._fetch_seconds / max(self._consume_seconds, 1e-6))
+            self.window = max(1, min(self.max_in_flight, needed))
+
+
+def is_full(page: Page, page_size: int) -> bool:
+    """The page holds as many records as were asked for."""
+    return len(page.records) >= (page.per_page or page_size)
+
+
+def is_last(page: Page, page_size: int) -> bool:
+    """No page follows this one: the reported count is reached, or it is short or empty."""
+    if page.total_pages is not None:
+        return page.number >= page.total_pages
+    return not is_full(page, page_size)
+
+
+def position_of(number: int, reported_pages: int | None) -> Position:
+    """Within the reported pages, data exists; past a full page without a count, maybe not."""
+    if reported_pages is not None and number <= reported_pages:
+        return Position.KNOWN
+    return Position.UNKNOWN
+
+
+def pages_in_order(
+    fetch: Fetch,
+    first: Page,
+    query: PageRequest,
+    *,
+    max_concurrency: int,
+    thread_name: str,
+    on_page: Callable[[Page], None] | None = None,
+) -> Iterator[Page]:
+    """Yield ``first``, then the query's following pages in order, fetched ahead."""
+    yield first
+    page_size = query.limit
+    if is_last(first, page_size) or not first.records:
+        return
+    reported = first.total_pages
+    pool = concurrent.futures.ThreadPoolExecutor(
+        max_workers=max_concurrency, thread_name_prefix=thread_name
+    )
+    pending: dict[int, concurrent.futures.Future[Page]] = {}
+    next_to_submit = number = 2
+    pace = FetchPace(max_concurrency)
+    try:
+        while True:
+            # Without a page count, fetch one page at a time past the last full one.
+            while len(pending) < pace.window and (
+                (reported is not None and next_to_submit <= reported)
+                or (reported is None and next_to_submit == number)
+            ):
+                request = query.at(next_to_submit, position_of(next_to_submit, reported))
+                pending[next_to_submit] = pool.submit(pace.timed, fetch, request)
+                next_to_submit += 1
+            if number not in pending:
+                return  # the reported page count is reached
+            try:
+                page = pending.pop(number).result()
+            except EndOfDataError:
+                return
+            if on_page is not None:
+                on_page(page)
+            with pace.consuming():
+                yield page
+            if page.total_pages is not None:
+                reported = page.total_pages
+            if is_last(page, page_size) or not page.records:
+                return
+            number += 1
+    finally:
+        pool.shutdown(wait=not pending, cancel_futures=True)

@@ -1,0 +1,41 @@
+"""What one page request asks for, and where it stands in its stream.
+
+A :class:`PageRequest` is the SDK page token of every Maesn stream: the page
+number plus the query it belongs to (filter, order, size). Its
+:class:`Position` decides what a 4xx means (the error table in ``client.py``):
+only the first request of a stream may find the endpoint missing, and only a
+request past the reported last page may find the end of the data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass, replace
+
+
+class Position(enum.Enum):
+    """Where a request stands, for reading a 4xx answer."""
+
+    #: The stream's first request in this run: 404/405 = not available for this target system.
+    FIRST = "first"
+    #: Data is known to exist here (within the reported pages, or a fresh window query).
+    KNOWN = "known"
+    #: Past a full page with no page count reported: a repeated 422 = end of data.
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """One list request: page ``page`` of the query described by the other fields."""
+
+    page: int
+    limit: int
+    since: dt.datetime | None = None  # lastModifiedAt (inclusive on Maesn's side)
+    order_field: str | None = "createdDate"
+    descending: bool = False
+    position: Position = Position.KNOWN
+
+    def at(self, page: int, position: Position) -> PageRequest:
+        """The same query at another page."""
+        return replace(self, page=page, position=position)

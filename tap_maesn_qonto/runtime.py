@@ -1,0 +1,74 @@
+"""What every stream of one run shares: the session, the throttle, the stop signal.
+
+The tap builds one :class:`RunContext` and hands it to each stream it creates, so
+streams never reach into the tap object. SIGINT and SIGTERM set :attr:`stop`:
+worker threads see it at their next wait, and the main thread gets
+:class:`SyncInterruptedError` at once (raised from the signal handler), so a
+stopped run ends within moments with a state that is safe to resume from.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import typing as t
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from tap_maesn_qonto.errors import ExitCode, SyncInterruptedError
+from tap_maesn_qonto.throttle import RequestThrottle
+from tap_maesn_qonto.transport import MaesnSession, build_session
+
+if t.TYPE_CHECKING:
+    from types import FrameType
+
+_EXIT_CODES = {
+    signal.SIGINT: ExitCode.INTERRUPTED_SIGINT,
+    signal.SIGTERM: ExitCode.INTERRUPTED_SIGTERM,
+}
+
+
+@dataclass
+class RunContext:
+    """Shared, thread-safe state of one tap run."""
+
+    api_url: str
+    max_concurrency: int
+    max_requests_per_second: float | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    #: Set once any response (of any status) came back: api_url answers.
+    reached_api: bool = False
+    interrupted_by: signal.Signals | None = None
+
+    @cached_property
+    def throttle(self) -> RequestThrottle:
+        return RequestThrottle(self.max_requests_per_second)
+
+    @cached_property
+    def session(self) -> MaesnSession:
+        # A few connections beyond the workers, for the main thread's own requests.
+        return build_session(self.api_url, self.max_concurrency + 2)
+
+    def raise_if_stopped(self) -> None:
+        """Raise :class:`SyncInterruptedError` if a signal asked the run to stop."""
+        if self.stop.is_set():
+            raise self.interruption()
+
+    def interruption(self) -> SyncInterruptedError:
+        signum = self.interrupted_by or signal.SIGTERM
+        return SyncInterruptedError(signum.name, _EXIT_CODES.get(signum, ExitCode.FAILED))
+
+    def install_signal_handlers(self) -> None:
+        """Stop on SIGINT/SIGTERM instead of the SDK's "exit 0" (main thread only)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in _EXIT_CODES:
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        del frame
+        if self.stop.is_set():
+            return  # already unwinding; a second signal must not interrupt the cleanup
+        self.interrupted_by = signal.Signals(signum)
+        self.stop.set()
+        raise self.interruption()

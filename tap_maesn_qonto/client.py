@@ -51,7 +51,7 @@ from tap_maesn_qonto.timestamps import (
     parse_timestamp,
 )
 from tap_maesn_qonto.transport import left_origin
-from tap_maesn_qonto.window import WindowNotHonouredError, WindowRead
+from tap_maesn_qonto.window import WholeListIsFasterError, WindowNotHonouredError, WindowRead
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -479,10 +479,13 @@ class MaesnStream(RESTStream[PageRequest]):
                 key_of=self._timestamp_of("updatedDate"),
                 warn=self._warn,
                 on_page=self._count_page,
+                prefer_whole_list=lambda page: self._whole_list_is_faster(context, page),
             )
             self._reader = window
             try:
                 yield from window.records()
+            except WholeListIsFasterError:
+                emitted = window.emitted_ids
             except (WindowNotHonouredError, ClientError) as exc:
                 if isinstance(exc, ClientError) and exc.status != 400:
                     raise
@@ -512,6 +515,22 @@ class MaesnStream(RESTStream[PageRequest]):
         newest = parse_timestamp(full.max_key)
         safe = format_timestamp(newest - elapsed if newest - _EARLIEST > elapsed else _EARLIEST)
         return max(filter(None, (previous, safe)), default=None)
+
+    def _whole_list_is_faster(self, context: Context | None, first: Page) -> bool:
+        """Whether the whole list, read concurrently, takes fewer rounds than the window.
+
+        The window reads one page at a time; a backfill from an early start_date can
+        instead read every page ``max_concurrency`` at a time (and filter here).
+        """
+        workers = int(self.config["max_concurrency"])
+        window_pages = first.total_pages
+        if workers == 1 or window_pages is None or window_pages < 2 * workers:
+            return False
+        whole = self.fetch_page(context, PageRequest(page=1, limit=5, order_field=None))
+        if whole.total is None:
+            return False
+        whole_pages = math.ceil(whole.total / int(self.config["page_size"]))
+        return math.ceil(whole_pages / workers) < window_pages
 
     def _set_bookmark(self, context: Context | None, value: str | None) -> None:
         state = self.get_context_state(context)

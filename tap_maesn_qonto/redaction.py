@@ -47,16 +47,20 @@ class SecretRedactingFilter(logging.Filter):
         return True
 
 
-def install(secrets: t.Iterable[str]) -> SecretRedactingFilter:
-    """Attach one redacting filter to every handler known to the logging system."""
-    redactor = SecretRedactingFilter(secrets)
+def every_handler() -> list[logging.Handler]:
+    """Every handler of every logger the logging system knows now."""
     loggers = [logging.getLogger()] + [
         logger
         for logger in logging.Logger.manager.loggerDict.values()
         if isinstance(logger, logging.Logger)
     ]
-    for logger in loggers:
-        for handler in logger.handlers:
-            if not any(isinstance(f, SecretRedactingFilter) for f in handler.filters):
-                handler.addFilter(redactor)
+    return [handler for logger in loggers for handler in logger.handlers]
+
+
+def install(secrets: t.Iterable[str]) -> SecretRedactingFilter:
+    """Attach one redacting filter to every handler known to the logging system."""
+    redactor = SecretRedactingFilter(secrets)
+    for handler in every_handler():
+        if not any(isinstance(f, SecretRedactingFilter) for f in handler.filters):
+            handler.addFilter(redactor)
     return redactor

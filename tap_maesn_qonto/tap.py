@@ -19,7 +19,7 @@ from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
-from tap_maesn_qonto import redaction
+from tap_maesn_qonto import quiet, redaction
 from tap_maesn_qonto.client import MaesnStream
 from tap_maesn_qonto.errors import (
     IncompleteSyncError,
@@ -66,6 +66,7 @@ class TapMaesnQonto(Tap):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
         redaction.install((self.config.get("api_key", ""), self.config.get("account_key", "")))
+        quiet.install()
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         # The SDK has read every --config/--state/--catalog input before it builds the

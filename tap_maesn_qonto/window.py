@@ -49,6 +49,10 @@ class WindowNotHonouredError(Exception):
     """The target system does not filter or order by updatedDate as asked."""
 
 
+class WholeListIsFasterError(Exception):
+    """So much changed that reading the whole list concurrently beats the window."""
+
+
 def filter_value(moment: dt.datetime) -> dt.datetime:
     """The ``lastModifiedAt`` to send for "everything at or after ``moment``"."""
     floored = moment.replace(microsecond=0)
@@ -66,6 +70,9 @@ class WindowRead:
     key_of: Callable[[dict], str | None]
     warn: Callable[[str], None]
     on_page: Callable[[Page], None] | None = None
+    #: Asked once, on the first page of a read of several pages: whether a concurrent
+    #: whole-list read would be quicker (a backfill from an early start_date).
+    prefer_whole_list: Callable[[Page], bool] | None = None
     # outcome
     max_key: str | None = None
     #: Set when a group could not be verified: the bookmark must not pass it.
@@ -160,6 +167,8 @@ class WindowRead:
             yield from self._new_records(page)
             if not self._more(page):
                 return None, number
+            if self._newest is None and self.prefer_whole_list and self.prefer_whole_list(page):
+                raise WholeListIsFasterError
             if self._newest is None:  # only a read of more than one page needs it
                 self._newest = self._probe_newest()
             if self._passed_newest(page):

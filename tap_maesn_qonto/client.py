@@ -29,6 +29,7 @@ from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 from singer_sdk.streams.rest import PageContext
 
 from tap_maesn_qonto import schemas
+from tap_maesn_qonto.accounts import Account
 from tap_maesn_qonto.envelope import Page, parse_page
 from tap_maesn_qonto.errors import (
     AuthError,
@@ -36,6 +37,7 @@ from tap_maesn_qonto.errors import (
     EndOfDataError,
     MaesnAPIError,
     StreamUnavailableError,
+    SyncInterruptedError,
     TransientClientError,
     WrongApiUrlError,
 )
@@ -164,16 +166,14 @@ class MaesnStream(RESTStream[PageRequest]):
     @property
     def partitions(self) -> list[dict]:
         # One state partition per connected account, keyed by its non-secret label.
-        return [{"account_label": self.config["account_label"]}]
+        return [{"account_label": label} for label in self.run.accounts]
 
-    @property
-    def target_system(self) -> str:
-        return "qonto-sandbox" if self.config["sandbox"] else "qonto"
+    def account(self, context: Context | None) -> Account:
+        """The partition's account (its key never goes into the context or the state)."""
+        return self.run.accounts[(context or {})["account_label"]]
 
     def account_key(self, context: Context | None) -> str:
-        """The secret key of the partition's account (never kept in the context)."""
-        del context
-        return str(self.config["account_key"])
+        return self.account(context).key
 
     def get_http_request(self, *, page: PageContext[PageRequest]) -> t.Any:
         request = super().get_http_request(page=page)
@@ -204,7 +204,7 @@ class MaesnStream(RESTStream[PageRequest]):
     # --- answers ----------------------------------------------------------------------
 
     def _secrets(self) -> tuple[str, ...]:
-        return (str(self.config["api_key"]), str(self.config["account_key"]))
+        return (str(self.config["api_key"]), *(a.key for a in self.run.accounts.values()))
 
     def response_error_message(self, response: requests.Response) -> str:
         """Describe a failed response without the URL's query or any secret."""
@@ -238,7 +238,7 @@ class MaesnStream(RESTStream[PageRequest]):
             return (
                 f"Maesn rejected the keys (401 Unauthorized) on GET {self.path}. Check "
                 "api_key (your Maesn tenant key, sent as X-API-KEY) and account_key (the "
-                f"end user's key for target system {self.target_system}, sent as "
+                "end user's key for target system qonto or qonto-sandbox, sent as "
                 "X-ACCOUNT-KEY). If the end user's Qonto connection expired, re-link them "
                 "through Maesn's auth flow to get a new account key."
             )
@@ -260,10 +260,7 @@ class MaesnStream(RESTStream[PageRequest]):
             )
         if request.position is Position.FIRST:
             if exc.status in {404, 405}:
-                return StreamUnavailableError(
-                    f"GET {self.path} is not available for target system "
-                    f"{self.target_system} (HTTP {exc.status}); skipping stream '{self.name}'."
-                )
+                return StreamUnavailableError(f"HTTP {exc.status}")
             return exc  # e.g. a 400 for an optional parameter: the reader decides
         if request.position is Position.UNKNOWN and exc.status == 422:
             return exc  # perhaps past the last page: fetch_page asks once more
@@ -445,21 +442,43 @@ class MaesnStream(RESTStream[PageRequest]):
             self._warn(message)
 
     def get_records(self, context: Context | None) -> Iterable[dict]:
+        """One account's records; an account that fails is named and skipped."""
+        label = self.account(context).label
+        if label in self.run.failed:
+            return  # its state stays as it was; the run's verdict names it
         self._warned = set()
         started = self._last_progress = time.monotonic()
+        self._counts_before = (self.outcome.records, self.outcome.pages, self.outcome.retries)
         incremental = self.replication_method != REPLICATION_FULL_TABLE
         previous = self._previous_bookmark = self._bookmark(context) if incremental else None
         start = self._start(previous) if incremental else None
         try:
             bookmark = yield from self._read_partition(context, start, previous, started)
         except StreamUnavailableError as exc:
-            self._warn(str(exc).removeprefix(f"{self.name}: "))
-            self.outcome.skipped = str(exc)
+            account = self.account(context)
+            self.outcome.skipped = (
+                f"GET {self.path} is not available for target system "
+                f"{account.target_system} ({exc}); skipping stream '{self.name}'"
+                + (f" for account {label}" if len(self.run.accounts) > 1 else "")
+            )
+            self._warn(self.outcome.skipped)
             self._reader = None
+            return
+        except (WrongApiUrlError, SyncInterruptedError):
+            raise  # not this account's problem: the whole run stops
+        except MaesnAPIError as exc:
+            if len(self.run.accounts) == 1:
+                raise  # one account: its failure is the run's, in one line
+            # The other accounts go on; this one keeps the state it had (or the resumable
+            # progress of this read) and the run ends non-zero, naming it.
+            self.restore_resumable_state(context)
+            self._reader = None
+            self.run.fail_account(label, str(exc))
+            self.logger.warning("%s: account %s failed and is skipped: %s", self.name, label, exc)
             return
         if incremental:
             self._set_bookmark(context, bookmark)
-        self._log_summary(time.monotonic() - started)
+        self._log_summary(label, time.monotonic() - started)
         self._reader = None
 
     def _read_partition(
@@ -549,7 +568,7 @@ class MaesnStream(RESTStream[PageRequest]):
         if self.replication_method != REPLICATION_FULL_TABLE:
             self._set_bookmark(context, self._previous_bookmark)
 
-    def _log_summary(self, seconds: float) -> None:
+    def _log_summary(self, label: str, seconds: float) -> None:
         issues = self._shape_issues
         if issues.unknown_fields:
             self._warn(
@@ -562,7 +581,14 @@ class MaesnStream(RESTStream[PageRequest]):
                 f"{count} value(s) of {path} could not be read as the schema's type and "
                 "were emitted as null."
             )
-        outcome = self.outcome
+        records, pages, retries = (
+            now - before
+            for now, before in zip(
+                (self.outcome.records, self.outcome.pages, self.outcome.retries),
+                self._counts_before,
+                strict=True,
+            )
+        )
         reader = self._reader
         if isinstance(reader, WindowRead):
             how = f"incremental from {format_timestamp(reader.start)}"
@@ -571,12 +597,14 @@ class MaesnStream(RESTStream[PageRequest]):
             how = f"whole list{filtered}, {reader.passes} pass{'es' if reader.passes > 1 else ''}"
         else:
             how = "nothing read"
+        of_account = f" of account {label}" if len(self.run.accounts) > 1 else ""
         self.logger.info(
-            "%s: sync summary: %d records emitted, %d pages, %d retries, %.2f s (%s)",
+            "%s: sync summary%s: %d records emitted, %d pages, %d retries, %.2f s (%s)",
             self.name,
-            outcome.records,
-            outcome.pages,
-            outcome.retries,
+            of_account,
+            records,
+            pages,
+            retries,
             seconds,
             how,
         )
@@ -591,7 +619,8 @@ class MaesnStream(RESTStream[PageRequest]):
             if row.get(alias) is None:
                 row[alias] = row["id"]
         # Set before shaping: the record then has exactly the schema's keys (the fast path).
-        row["target_system"] = self.target_system
-        row["account_label"] = (context or {}).get("account_label", self.config["account_label"])
+        account = self.account(context)
+        row["target_system"] = account.target_system
+        row["account_label"] = account.label
         self.outcome.records += 1
         return self._shaper.shape(row)

@@ -97,6 +97,10 @@ class InvalidConfigError(TapStopError):
     """A setting is missing or has the wrong shape."""
 
 
+class AccountsFailedError(TapStopError):
+    """Some accounts failed; every other account was read and its state emitted."""
+
+
 class IncompleteSyncError(TapStopError):
     """Every stream finished, but some may have missed records (see the warnings)."""
 

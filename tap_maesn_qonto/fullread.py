@@ -7,8 +7,8 @@ on the last page; only a record leaving the list (a deletion) shifts unread
 records onto pages already read, where they would be missed.
 
 Every pass is checked against values the server returns, never this machine's
-clock: the newest ``createdDate`` before the pass (one small probe request) tells
-which records were created during it, and ``first total + created - last total >
+clock: the newest ``createdDate`` right after the pass's first page (one small
+probe request) tells which records were created during it, and ``first total + created - last total >
 0`` means something left the list. An id seen twice, or fewer distinct ids than
 the last total, mean the same. Such a pass is read again (at most
 ``MAX_PASSES``), emitting only ids not yet emitted; if the last pass still cannot
@@ -90,12 +90,14 @@ class FullRead:
     def records(self) -> Iterator[dict]:
         """Every record of the list once, pass after pass until a pass is sound."""
         started = time.monotonic()
-        newest_created = self._newest_created(Position.FIRST)
         drift: str | None = None
         for number in range(1, MAX_PASSES + 1):
             self.passes = number
             check = PassCheck()
-            first = self.fetch(self.query.at(1, Position.KNOWN))
+            first = self._first_page(Position.FIRST if number == 1 else Position.KNOWN)
+            # Probed after page 1, whose total it then already counts: a record created
+            # in between is neither in the total nor counted as created by this pass.
+            newest_created = self._newest_created()
             for page in pages_in_order(
                 self.fetch,
                 first,
@@ -115,7 +117,6 @@ class FullRead:
                     f"any record that slid past a page boundary (pass {number + 1} of at most "
                     f"{MAX_PASSES})."
                 )
-            newest_created = self._newest_created(Position.KNOWN)
         self.seconds = time.monotonic() - started
         if not self.complete:
             self.warn(
@@ -124,28 +125,26 @@ class FullRead:
                 "this window again, and the run ends with exit code 3."
             )
 
-    def _newest_created(self, position: Position) -> str | None:
-        """The newest createdDate right now: records created later are this pass's creations.
-
-        The first probe is also the stream's first request: a target system that
-        rejects ordering (400) is then read in its own order, with no probe.
-        """
-        if self.query.order_field is None:
-            return None
-        probe = PageRequest(
-            page=1, limit=5, order_field="createdDate", descending=True, position=position
-        )
+    def _first_page(self, position: Position) -> Page:
+        """Page 1; a target system that rejects ordering (400) is read in its own order."""
         try:
-            page = self.fetch(probe)
+            return self.fetch(self.query.at(1, position))
         except ClientError as exc:
-            if exc.status != 400 or position is not Position.FIRST:
+            if exc.status != 400 or position is not Position.FIRST or not self.query.order_field:
                 raise
             self.warn(
                 f"the target system rejected ordering by createdDate ({exc.message}); "
                 "reading the list in its own order."
             )
             self.query = replace(self.query, order_field=None)
+            return self.fetch(self.query.at(1, position))
+
+    def _newest_created(self) -> str | None:
+        """The newest createdDate now: records created later are this pass's creations."""
+        if self.query.order_field is None:
             return None
+        probe = PageRequest(page=1, limit=5, order_field="createdDate", descending=True)
+        page = self.fetch(probe)
         values = [value for record in page.records if (value := self.created_of(record))]
         return max(values, default=None)
 

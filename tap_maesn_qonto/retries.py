@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import requests
 
-from tap_maesn_qonto.errors import MaesnAPIError, TransientClientError
+from tap_maesn_qonto.errors import MaesnAPIError, TransientClientError, WrongApiUrlError
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Generator
@@ -118,7 +118,7 @@ class RetryPolicy:
                     f"{attempt} times. Check api_url and the network (is a proxy or the "
                     "emulator meant to be running?)."
                 )
-                raise MaesnAPIError(msg) from None
+                raise WrongApiUrlError(msg) from None
             response = getattr(exception, "response", None)
             asked = retry_after_seconds(
                 response if isinstance(response, requests.Response) else None

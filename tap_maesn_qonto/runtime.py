@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 import typing as t
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from tap_maesn_qonto.accounts import Account
 from tap_maesn_qonto.errors import ExitCode, SyncInterruptedError
 from tap_maesn_qonto.throttle import RequestThrottle
 from tap_maesn_qonto.transport import MaesnSession, build_session
@@ -35,10 +37,19 @@ class RunContext:
     api_url: str
     max_concurrency: int
     max_requests_per_second: float | None = None
+    #: The accounts this run reads, by label (this shard's; none when discovering).
+    accounts: dict[str, Account] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
     #: Set once any response (of any status) came back: api_url answers.
     reached_api: bool = False
     interrupted_by: signal.Signals | None = None
+    #: Accounts that failed (label -> the one line that says why); skipped from then on.
+    failed: dict[str, str] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+
+    def fail_account(self, label: str, reason: str) -> None:
+        """Record that an account failed; its other streams are skipped."""
+        self.failed.setdefault(label, reason)
 
     @cached_property
     def throttle(self) -> RequestThrottle:

@@ -34,14 +34,58 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "account_key",
         th.StringType(min_length=1),
-        required=True,
         secret=True,
         title="Maesn account key",
         description=(
             "The connected end user's account key for Qonto (from Maesn's auth flow), "
             "sent as X-ACCOUNT-KEY. It is bound to one target system: qonto or "
-            "qonto-sandbox."
+            "qonto-sandbox. For several accounts use accounts or accounts_file instead."
         ),
+    ),
+    th.Property(
+        "accounts",
+        th.ArrayType(
+            th.ObjectType(
+                th.Property("label", th.StringType, required=True),
+                th.Property("account_key", th.StringType, required=True, secret=True),
+                th.Property("sandbox", th.BooleanType),
+            )
+        ),
+        secret=True,  # it holds the account keys
+        title="Accounts",
+        description=(
+            'Several connected companies in one run: a list of {"label", "account_key", '
+            '"sandbox"}. Labels (letters, digits, -, _, .) are unique and non-secret: they '
+            "key the state and are written to every record as account_label. Accounts are "
+            "read in parallel within max_concurrency; one that fails is named and skipped, "
+            "the others complete, and the run exits 1."
+        ),
+    ),
+    th.Property(
+        "accounts_file",
+        th.StringType(min_length=1),
+        title="Accounts file",
+        description=(
+            "Path to a JSON file holding the accounts list (as the accounts setting), for "
+            "when a secret manager writes the keys. Read once at start, never logged."
+        ),
+    ),
+    th.Property(
+        "shard_count",
+        th.IntegerType(minimum=1),
+        default=1,
+        title="Shard count",
+        description=(
+            "Split the accounts over this many runs (e.g. parallel orchestrator tasks); "
+            "each reads the accounts whose label hashes to its shard_index."
+        ),
+    ),
+    th.Property(
+        "shard_index",
+        th.IntegerType(minimum=0),
+        default=0,
+        title="Shard index",
+        description="Which shard this run reads, 0 to shard_count - 1.",
     ),
     th.Property(
         "account_label",

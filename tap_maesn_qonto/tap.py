@@ -12,6 +12,7 @@ import shutil
 import stat
 import sys
 import tempfile
+import time
 import typing as t
 from functools import cached_property
 
@@ -19,9 +20,10 @@ from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
-from tap_maesn_qonto import quiet, redaction
+from tap_maesn_qonto import accounts, quiet, redaction
 from tap_maesn_qonto.client import MaesnStream
 from tap_maesn_qonto.errors import (
+    AccountsFailedError,
     IncompleteSyncError,
     InvalidConfigError,
     InvalidStateError,
@@ -65,7 +67,7 @@ class TapMaesnQonto(Tap):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
-        redaction.install((self.config.get("api_key", ""), self.config.get("account_key", "")))
+        redaction.install(self._secret_values())
         quiet.install()
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
@@ -78,6 +80,7 @@ class TapMaesnQonto(Tap):
         except ConfigValidationError as exc:
             errors = list(exc.errors)
         errors += find_problems(self.config, set(self.config_jsonschema["properties"]))
+        errors += accounts.problems(self.config)
         properties = self.config_jsonschema["properties"]
         # jsonschema quotes the value ("12345678901 is not of type 'string'"): never a key's.
         errors = hide_secret_values(errors, self.config, properties)
@@ -92,23 +95,41 @@ class TapMaesnQonto(Tap):
             raise InvalidConfigError(msg)
         return errors
 
+    def _secret_values(self) -> list[str]:
+        """The tenant key and every account key (of every shard), to mask in logs."""
+        values = [str(self.config.get("api_key", "")), str(self.config.get("account_key", ""))]
+        try:
+            values += [account.key for account in accounts.all_accounts(self.config)]
+        except InvalidConfigError:  # discovery skips validation; nothing is sent then
+            values += [
+                str(entry.get("account_key", ""))
+                for entry in self.config.get("accounts") or []
+                if isinstance(entry, dict)
+            ]
+        return values
+
     def load_state(self, state: dict[str, t.Any]) -> None:
         super().load_state(
             check_state(
                 state,
                 set(self.streams),
                 self.logger,
-                account_labels=[self.config.get("account_label", "default")],
+                account_labels=list(self.run.accounts),
             )
         )
 
     @cached_property
     def run(self) -> RunContext:
         """What the streams of this run share (session, throttle, stop signal)."""
+        try:
+            shard = accounts.this_shard(self.config)
+        except InvalidConfigError:
+            shard = []  # discovery does not validate and needs no account
         return RunContext(
             api_url=str(self.config.get("api_url", DEFAULT_API_URL)),
             max_concurrency=int(self.config.get("max_concurrency", 4)),
             max_requests_per_second=self.config.get("max_requests_per_second"),
+            accounts={account.label: account for account in shard},
         )
 
     def discover_streams(self) -> list[Stream]:
@@ -143,6 +164,27 @@ class TapMaesnQonto(Tap):
 
     def _verdict(self) -> None:
         streams = self._maesn_streams()
+        run = self.run
+        if len(run.accounts) > 1 or run.failed:
+            self.logger.info(
+                "accounts: %d read, %d failed; %d records, %d pages, %d retries, %.1f s",
+                len(run.accounts) - len(run.failed),
+                len(run.failed),
+                sum(stream.outcome.records for stream in streams),
+                sum(stream.outcome.pages for stream in streams),
+                sum(stream.outcome.retries for stream in streams),
+                time.monotonic() - run.started,
+            )
+        if run.failed:
+            for label, reason in run.failed.items():
+                self.logger.error("account %s failed: %s", label, reason)
+            msg = (
+                f"{len(run.failed)} of {len(run.accounts)} accounts failed "
+                f"({', '.join(run.failed)}); every other account was read and its state "
+                "saved. Fix or re-link the failed ones (see the lines above); the next run "
+                "retries them and resumes the others."
+            )
+            raise AccountsFailedError(msg)
         if streams and all(stream.outcome.skipped for stream in streams):
             msg = (
                 "Every stream answered that its endpoint is not available "

@@ -35,6 +35,8 @@ from packaging.specifiers import SpecifierSet
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
+from tap_maesn_qonto.accounts import ACCOUNT_FORMS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MELTANO_YML = REPO_ROOT / "meltano.yml"
 PYPROJECT = REPO_ROOT / "pyproject.toml"
@@ -58,6 +60,7 @@ KIND_TO_JSON_TYPE: dict[str, tuple[str, str | None]] = {
     "decimal": ("number", None),
     "date_iso8601": ("string", "date-time"),
     "object": ("object", None),
+    "array": ("array", None),
 }
 
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -359,12 +362,14 @@ def test_setting_defaults_agree_with_about(about_settings, meltano_extractor, hu
 def test_settings_group_validation_is_the_tap_required_settings(
     about, meltano_extractor, hub_definition
 ):
-    required = sorted(about["settings"].get("required", []))
+    # The tap requires api_key plus the accounts in one of their forms.
+    required = about["settings"].get("required", [])
+    expected = [sorted([*required, form]) for form in ACCOUNT_FORMS]
     for source, plugin in (("meltano.yml", meltano_extractor), ("the Hub", hub_definition)):
         groups = [sorted(group) for group in plugin.get("settings_group_validation", [])]
-        assert groups == [required], (
-            f"Set `settings_group_validation: [{required}]` in {source} (the tap requires "
-            f"{required}; it has {groups})"
+        assert groups == expected, (
+            f"Set `settings_group_validation: {expected}` in {source} (the tap requires "
+            f"{required} and the accounts as one of {ACCOUNT_FORMS}; it has {groups})"
         )
 
 

@@ -945,7 +945,8 @@ class Collection:
                 (r for r in self.records.values() if r.served_updated is not None),
                 key=lambda record: (record.served_updated, record.id),
             )
-            self._updated_index = (undated, dated, [r.served_updated for r in dated])
+            instants = [r.served_updated for r in dated if r.served_updated is not None]
+            self._updated_index = (undated, dated, instants)
         undated, dated, instants = self._updated_index
         start = 0 if key.since is None else bisect.bisect_left(instants, key.since)
         matching = dated[start:]

@@ -130,10 +130,14 @@ class MaesnStream(RESTStream[PageRequest]):
         self._shaper = Shaper(self.schema, self._shape_issues)
         self._reader: WindowRead | FullRead | None = None
         self._previous_bookmark: str | None = None
+        self._planned: dict[str, PageRequest] = {}  # account label -> its prefetched request
+        self._first_sent: dict[str, float] = {}  # account label -> when that request left
         self._warned: set[str] = set()
         self._last_progress = time.monotonic()
         self._where = threading.local()  # what the current thread is requesting, for messages
         self._retry_lock = threading.Lock()
+        #: Retries per account label, wherever they happened (prefetch threads too).
+        self._retries_by_account: dict[str | None, int] = {}
         self.outcome = StreamOutcome()
         self.retry_policy = RetryPolicy(
             max_retries=int(self.config["max_retries"]),
@@ -294,8 +298,10 @@ class MaesnStream(RESTStream[PageRequest]):
 
     def backoff_handler(self, details: t.Mapping[str, t.Any]) -> None:
         del details  # the wait generator already logged the retry
+        label = getattr(self._where, "label", None)
         with self._retry_lock:
             self.outcome.retries += 1
+            self._retries_by_account[label] = self._retries_by_account.get(label, 0) + 1
 
     def _describe_request(self) -> str:
         return getattr(self._where, "text", f"GET {self.path}")
@@ -304,9 +310,10 @@ class MaesnStream(RESTStream[PageRequest]):
         """One attempt: wait for the throttle, send, read the answer."""
         self.run.throttle.wait(self.run.stop)
         self.run.raise_if_stopped()
-        response = self.requests_session.send(
-            prepared, timeout=self.timeout, allow_redirects=self.allow_redirects
-        )
+        with self.run.slots:
+            response = self.requests_session.send(
+                prepared, timeout=self.timeout, allow_redirects=self.allow_redirects
+            )
         self.run.reached_api = True
         try:
             self.validate_response(response)
@@ -330,6 +337,7 @@ class MaesnStream(RESTStream[PageRequest]):
             headers=http_request.headers,
         )
         self._where.text = f"GET {self.path} (page {request.page})"
+        self._where.label = (context or {}).get("account_label")
         started = time.monotonic()
         send = self._send_with_retries
         try:
@@ -396,12 +404,57 @@ class MaesnStream(RESTStream[PageRequest]):
 
         return read
 
+    def _whole_list(self) -> PageRequest:
+        return PageRequest(page=1, limit=int(self.config["page_size"]))
+
+    def _partition_start(self, context: Context | None) -> tuple[str | None, dt.datetime | None]:
+        """The partition's bookmark and where its read starts (None: the whole list)."""
+        if self.replication_method == REPLICATION_FULL_TABLE:
+            return None, None
+        previous = self._bookmark(context)
+        return previous, self._start(previous)
+
+    def plan_first_request(self, context: Context | None) -> None:
+        """Have the partition's first request fetched ahead of its turn (prefetch.py)."""
+        _, start = self._partition_start(context)
+        if start is not None:
+            request = WindowRead.first_request(start, int(self.config["page_size"]))
+        else:
+            request = self._whole_list().at(1, Position.FIRST)
+        label = self.account(context).label
+        self._planned[label] = request
+
+        def fetch_ahead() -> Page:
+            # A whole-list read's bookmark subtracts the time since its first request.
+            self._first_sent[label] = time.monotonic()
+            return self.fetch_page(context, request)
+
+        self.run.first_requests.plan((self.name, label), fetch_ahead)
+
+    def _fetcher(self, context: Context | None) -> Callable[[PageRequest], Page]:
+        """``fetch_page`` for this partition, answering its first request from the prefetch."""
+        label = self.account(context).label
+        planned = self._planned.pop(label, None)
+        ahead = self.run.first_requests.take((self.name, label)) if planned else None
+
+        def fetch(request: PageRequest) -> Page:
+            nonlocal ahead
+            if ahead is not None and request == planned:
+                future, ahead = ahead, None
+                return future.result()
+            return self.fetch_page(context, request)
+
+        return fetch
+
     def _full_read(
-        self, context: Context | None, since: dt.datetime | None, emitted: set[str]
+        self,
+        fetch: Callable[[PageRequest], Page],
+        since: dt.datetime | None,
+        emitted: set[str],
     ) -> FullRead:
         return FullRead(
-            fetch=lambda request: self.fetch_page(context, request),
-            query=PageRequest(page=1, limit=int(self.config["page_size"])),
+            fetch=fetch,
+            query=self._whole_list(),
             identify=self.identify,
             key_of=self._timestamp_of("updatedDate"),
             created_of=self._timestamp_of("createdDate"),
@@ -444,16 +497,20 @@ class MaesnStream(RESTStream[PageRequest]):
     def get_records(self, context: Context | None) -> Iterable[dict]:
         """One account's records; an account that fails is named and skipped."""
         label = self.account(context).label
+        fetch = self._fetcher(context)
         if label in self.run.failed:
+            self._first_sent.pop(label, None)
             return  # its state stays as it was; the run's verdict names it
         self._warned = set()
-        started = self._last_progress = time.monotonic()
-        self._counts_before = (self.outcome.records, self.outcome.pages, self.outcome.retries)
+        self._last_progress = time.monotonic()
+        # The read began when its first request left, if that was fetched ahead.
+        started = self._first_sent.pop(label, self._last_progress)
+        self._counts_before = (self.outcome.records, self.outcome.pages)
         incremental = self.replication_method != REPLICATION_FULL_TABLE
-        previous = self._previous_bookmark = self._bookmark(context) if incremental else None
-        start = self._start(previous) if incremental else None
+        previous, start = self._partition_start(context)
+        self._previous_bookmark = previous
         try:
-            bookmark = yield from self._read_partition(context, start, previous, started)
+            bookmark = yield from self._read_partition(fetch, context, start, previous, started)
         except StreamUnavailableError as exc:
             account = self.account(context)
             self.outcome.skipped = (
@@ -483,6 +540,7 @@ class MaesnStream(RESTStream[PageRequest]):
 
     def _read_partition(
         self,
+        fetch: Callable[[PageRequest], Page],
         context: Context | None,
         start: dt.datetime | None,
         previous: str | None,
@@ -491,7 +549,7 @@ class MaesnStream(RESTStream[PageRequest]):
         """Read one partition; return the bookmark it leaves."""
         if start is not None:
             window = WindowRead(
-                fetch=lambda request: self.fetch_page(context, request),
+                fetch=fetch,
                 start=start,
                 page_size=int(self.config["page_size"]),
                 identify=self.identify,
@@ -515,12 +573,13 @@ class MaesnStream(RESTStream[PageRequest]):
                 emitted = window.emitted_ids
             else:
                 if window.held_at is not None:
+                    # A group below the previous bookmark was emitted by earlier runs.
                     self.outcome.incomplete = True
-                    return window.held_at
+                    return max(filter(None, (previous, window.held_at)))
                 return max(filter(None, (previous, window.max_key)), default=None)
         else:
             emitted = set()
-        full = self._full_read(context, start, emitted)
+        full = self._full_read(fetch, start, emitted)
         self._reader = full
         yield from full.records()
         if not full.complete:
@@ -581,14 +640,10 @@ class MaesnStream(RESTStream[PageRequest]):
                 f"{count} value(s) of {path} could not be read as the schema's type and "
                 "were emitted as null."
             )
-        records, pages, retries = (
-            now - before
-            for now, before in zip(
-                (self.outcome.records, self.outcome.pages, self.outcome.retries),
-                self._counts_before,
-                strict=True,
-            )
-        )
+        records = self.outcome.records - self._counts_before[0]
+        pages = self.outcome.pages - self._counts_before[1]
+        with self._retry_lock:
+            retries = self._retries_by_account.pop(label, 0)
         reader = self._reader
         if isinstance(reader, WindowRead):
             how = f"incremental from {format_timestamp(reader.start)}"

@@ -18,6 +18,7 @@ from functools import cached_property
 
 from tap_maesn_qonto.accounts import Account
 from tap_maesn_qonto.errors import ExitCode, SyncInterruptedError
+from tap_maesn_qonto.prefetch import FirstRequests
 from tap_maesn_qonto.throttle import RequestThrottle
 from tap_maesn_qonto.transport import MaesnSession, build_session
 
@@ -50,6 +51,16 @@ class RunContext:
     def fail_account(self, label: str, reason: str) -> None:
         """Record that an account failed; its other streams are skipped."""
         self.failed.setdefault(label, reason)
+
+    @cached_property
+    def slots(self) -> threading.BoundedSemaphore:
+        """Requests in flight across all streams and accounts: ``max_concurrency``."""
+        return threading.BoundedSemaphore(self.max_concurrency)
+
+    @cached_property
+    def first_requests(self) -> FirstRequests:
+        """Partitions' first pages fetched ahead of their turn (see prefetch.py)."""
+        return FirstRequests(self.max_concurrency, lookahead=2 * self.max_concurrency)
 
     @cached_property
     def throttle(self) -> RequestThrottle:

@@ -132,6 +132,17 @@ class WindowRead:
         newest_here = max((key for r in page.records if (key := self.key_of(r))), default=None)
         return self._newest is not None and newest_here is not None and newest_here > self._newest
 
+    @staticmethod
+    def first_request(start: dt.datetime, page_size: int) -> PageRequest:
+        """The read's first request, known before it starts (prefetch.py)."""
+        return PageRequest(
+            page=1,
+            limit=page_size,
+            since=filter_value(start),
+            order_field="updatedDate",
+            position=Position.FIRST,
+        )
+
     def _request(self, page: int) -> PageRequest:
         position = Position.FIRST if self._first_request else Position.KNOWN
         self._first_request = False

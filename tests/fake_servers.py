@@ -1,0 +1,109 @@
+"""Tiny stdlib HTTP servers that are not Maesn, for tests of what the tap sends where.
+
+* :func:`static_server`: a plain static file server (``http.server``) over an empty
+  directory: every API path gets its HTML 404, as a web server that is not Maesn does.
+* :func:`header_recorder`: records the headers of every request it receives and answers
+  with an empty Maesn-shaped list (so a client that trusts it sees a plausible page).
+
+Both listen on 127.0.0.1, port 0, in a daemon thread, for the ``with`` block only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import threading
+import typing as t
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+
+@contextlib.contextmanager
+def _serving(handler: t.Callable[..., BaseHTTPRequestHandler]) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        yield f"http://{host}:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+class _QuietStaticHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: t.Any) -> None:
+        del format, args
+
+
+@contextlib.contextmanager
+def static_server(directory: Path) -> Iterator[str]:
+    """A static web server over ``directory``; yields its base URL."""
+    with _serving(functools.partial(_QuietStaticHandler, directory=str(directory))) as url:
+        yield url
+
+
+@dataclass
+class Recorder:
+    """What a :func:`header_recorder` received."""
+
+    url: str = ""
+    #: One list of (name, value) header pairs per request, as received.
+    requests: list[list[tuple[str, str]]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def header_names(self) -> set[str]:
+        with self.lock:
+            return {name.lower() for headers in self.requests for name, _ in headers}
+
+    def header_values(self) -> list[str]:
+        with self.lock:
+            return [value for headers in self.requests for _, value in headers]
+
+
+_EMPTY_PAGE = json.dumps(
+    {
+        "meta": {"warnings": [], "pagination": {"total": 0, "perPage": 10, "totalPages": 0}},
+        "data": [],
+        "errors": None,
+        "rawData": None,
+    }
+).encode()
+
+
+def _recording_handler(recorder: Recorder) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            with recorder.lock:
+                recorder.requests.append(list(self.headers.items()))
+                recorder.paths.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(_EMPTY_PAGE)))
+            self.end_headers()
+            self.wfile.write(_EMPTY_PAGE)
+
+        def log_message(self, format: str, *args: t.Any) -> None:
+            del format, args
+
+    return Handler
+
+
+@contextlib.contextmanager
+def header_recorder() -> Iterator[Recorder]:
+    """A server that records every request's headers; yields the :class:`Recorder`."""
+    recorder = Recorder()
+    with _serving(_recording_handler(recorder)) as url:
+        recorder.url = url
+        yield recorder

@@ -70,7 +70,9 @@ ACCOUNT_KEY = "emulator-account-qonto"
 START_DATE = "2020-01-01T00:00:00Z"
 
 # "invoices: sync summary: 100000 records emitted" (tap) / "baseline: 100000 records written".
-RECORDS_REPORTED = re.compile(r"(?:sync summary|baseline): (\d+) records (?:emitted|written)")
+RECORDS_REPORTED = re.compile(
+    r"(?:sync summary(?: of account \S+)?|baseline): (\d+) records (?:emitted|written)"
+)
 
 EMULATOR_START_TIMEOUT_S = 300.0
 TARGET_LATENCY_MS, TARGET_LATENCY_RECORDS, TARGET_WALL_PER_LIMIT = 100, 10_000, 1.5
@@ -221,10 +223,12 @@ def api_headers() -> dict[str, str]:
 # --------------------------------------------------------------------------- measured processes
 
 
-def run_measured(argv: Sequence[str], stderr: IO[bytes]) -> ProcessUsage:
-    """Run ``argv`` with stdout to /dev/null; CPU and peak RSS of that process only."""
+def run_measured(
+    argv: Sequence[str], stderr: IO[bytes], stdout: IO[bytes] | int = subprocess.DEVNULL
+) -> ProcessUsage:
+    """Run ``argv`` (stdout to /dev/null unless given); CPU and peak RSS of that process only."""
     started = time.monotonic()
-    process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
+    process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=stdout, stderr=stderr)
     _, status, usage = os.wait4(process.pid, 0)
     wall_s = time.monotonic() - started
     process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen

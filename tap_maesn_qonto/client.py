@@ -310,10 +310,15 @@ class MaesnStream(RESTStream[PageRequest]):
         """One attempt: wait for the throttle, send, read the answer."""
         self.run.throttle.wait(self.run.stop)
         self.run.raise_if_stopped()
-        with self.run.slots:
+        self.run.slots.acquire(self.run.stop)
+        throttled = False
+        try:
             response = self.requests_session.send(
                 prepared, timeout=self.timeout, allow_redirects=self.allow_redirects
             )
+            throttled = response.status_code == 429
+        finally:
+            self.run.slots.release(throttled=throttled)
         self.run.reached_api = True
         try:
             self.validate_response(response)

@@ -19,7 +19,7 @@ from functools import cached_property
 from tap_maesn_qonto.accounts import Account
 from tap_maesn_qonto.errors import ExitCode, SyncInterruptedError
 from tap_maesn_qonto.prefetch import FirstRequests
-from tap_maesn_qonto.throttle import RequestThrottle
+from tap_maesn_qonto.throttle import AdaptiveLimit, RequestThrottle
 from tap_maesn_qonto.transport import MaesnSession, build_session
 
 if t.TYPE_CHECKING:
@@ -53,9 +53,9 @@ class RunContext:
         self.failed.setdefault(label, reason)
 
     @cached_property
-    def slots(self) -> threading.BoundedSemaphore:
-        """Requests in flight across all streams and accounts: ``max_concurrency``."""
-        return threading.BoundedSemaphore(self.max_concurrency)
+    def slots(self) -> AdaptiveLimit:
+        """Requests in flight across all streams and accounts: at most ``max_concurrency``."""
+        return AdaptiveLimit(self.max_concurrency)
 
     @cached_property
     def first_requests(self) -> FirstRequests:

@@ -41,3 +41,41 @@ class RequestThrottle:
             else:
                 stop.wait(delay)
         return delay
+
+
+class AdaptiveLimit:
+    """At most ``limit`` requests in flight across every worker, adapting to 429s.
+
+    A 429 halves the limit for everyone at once (multiplicative decrease); then each
+    run of ``limit`` answers without one widens it by one again, up to the
+    configured ``max_concurrency`` (additive increase): the tap settles just below
+    whatever rate Maesn and Qonto accept, instead of hammering or crawling.
+    """
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = maximum
+        self.limit = maximum
+        self._in_flight = 0
+        self._since_decrease = 0
+        self._condition = threading.Condition()
+
+    def acquire(self, stop: threading.Event | None = None) -> None:
+        """Wait for a free slot (or ``stop``)."""
+        with self._condition:
+            while self._in_flight >= self.limit and not (stop is not None and stop.is_set()):
+                self._condition.wait(0.1)
+            self._in_flight += 1
+
+    def release(self, *, throttled: bool) -> None:
+        """Give the slot back; ``throttled`` when the answer was a 429."""
+        with self._condition:
+            self._in_flight -= 1
+            if throttled:
+                self.limit = max(1, self.limit // 2)
+                self._since_decrease = 0
+            else:
+                self._since_decrease += 1
+                if self._since_decrease >= self.limit and self.limit < self.maximum:
+                    self.limit += 1
+                    self._since_decrease = 0
+            self._condition.notify_all()

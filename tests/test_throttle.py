@@ -5,11 +5,14 @@ A fake clock makes these exact: no test here waits in real time.
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from tap_maesn_qonto import throttle as throttle_module
 from tap_maesn_qonto.retries import retry_after_seconds
-from tap_maesn_qonto.throttle import RequestThrottle
+from tap_maesn_qonto.throttle import AdaptiveLimit, RequestThrottle
 
 
 class FakeClock:
@@ -71,3 +74,45 @@ def test_retry_after_is_read_as_seconds_or_an_http_date(
     header: str | None, seconds: float | None
 ) -> None:
     assert retry_after_seconds(_Response(header)) == seconds  # type: ignore[arg-type]
+
+
+def test_a_429_halves_the_in_flight_limit_for_everyone_and_successes_widen_it_again() -> None:
+    limit = AdaptiveLimit(8)
+    for _ in range(3):
+        limit.acquire()
+        limit.release(throttled=True)
+    assert limit.limit == 1  # 8 -> 4 -> 2 -> 1
+    widened = []
+    for _ in range(40):
+        limit.acquire()
+        limit.release(throttled=False)
+        widened.append(limit.limit)
+    # +1 after each run of `limit` answers without a 429: 1, 2, 3 ... up to the maximum.
+    assert widened[0] == 2
+    assert widened[-1] == 8
+    assert widened == sorted(widened)
+
+
+def test_the_limit_holds_back_workers_beyond_it() -> None:
+    limit = AdaptiveLimit(2)
+    inside = 0
+    most = 0
+    lock = threading.Lock()
+
+    def work() -> None:
+        nonlocal inside, most
+        limit.acquire()
+        with lock:
+            inside += 1
+            most = max(most, inside)
+        time.sleep(0.02)
+        with lock:
+            inside -= 1
+        limit.release(throttled=False)
+
+    threads = [threading.Thread(target=work) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most == 2

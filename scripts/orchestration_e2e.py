@@ -1,0 +1,769 @@
+"""Beyond one machine, end to end: Dagster runs the shards, Meltano keeps state in S3.
+
+    uv run --locked python scripts/orchestration_e2e.py [--accounts 200] [--shards 2] [--keep]
+
+Run by .ci/run as its last step. Everything it needs it installs and starts itself, on
+127.0.0.1 only, and stops when it exits, whatever happens:
+
+* Meltano with S3 support (``meltano[s3]``), Dagster and moto's S3 server, each in its own
+  cached uv tool environment (nothing is added to the tap's lock);
+* moto's S3 server as Meltano's state backend (``MELTANO_STATE_BACKEND_URI=s3://…`` with
+  ``MELTANO_STATE_BACKEND_S3_ENDPOINT_URL``), and the Maesn emulator serving 200 accounts;
+* the Dagster job of ``orchestration/dagster/definitions.py``, executed for real by
+  ``dagster job execute`` with the multiprocess executor: one step per shard, in parallel,
+  each a ``meltano run --state-id-suffix=shard-<i> tap-maesn-qonto target-jsonl`` (one
+  output directory and one Meltano system directory, with its system database, per shard
+  and run, as on separate ephemeral machines: the only state a run can find is in S3).
+
+Run 1: one account's key is rejected (401). Its shard's step must fail in Dagster, naming
+it; the other shard's step succeeds, and the two overlap in time. The failed step's
+captured log shows Meltano writing the state to S3 before it reports the failure. Both
+shards' states are in the bucket, the failed shard's with a bookmark for each of its
+healthy accounts and none for the failed one. The rows loaded (both shards' directories
+together) equal the emulator's truth (ids and ``updatedDate``) for every other account,
+each account in its own shard only.
+
+Run 2: the failure cleared, records updated and created in a few accounts.
+Both steps succeed, far fewer records are read than in run 1, every changed record arrives
+with its new ``updatedDate``, the failed account is read in full, every other record read
+again lies within the 600 s lookback before its account's bookmark from S3, and the rows of
+both runs (latest per id) equal the truth for every account, each bookmarked in S3.
+
+Prints one line per check, a PASS/FAIL summary and its own run time; exits 1 on a failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tap_maesn_qonto.accounts import shard_of  # noqa: E402
+from tap_maesn_qonto.emulator import Emulator, many_accounts  # noqa: E402
+from tap_maesn_qonto.timestamps import parse_timestamp  # noqa: E402
+
+# The tools, each in its own cached uv tool environment. Meltano: the quick start's pin.
+MELTANO = "meltano[s3]==4.4.1"
+DAGSTER = "dagster==1.13.28"
+MOTO = "moto[server]==5.2.5"
+
+DEFINITIONS = ROOT / "orchestration" / "dagster" / "definitions.py"
+JOB = "maesn_qonto_shards"
+TARGET = "target-jsonl"
+ENVIRONMENT = "prod"  # real keys come from TAP_MAESN_QONTO_* variables there
+BUCKET = "meltano-state-e2e"
+PREFIX = "tap-maesn-qonto"
+STREAMS = {"invoices": "invoices", "bills": "bills", "booking_proposals": "bookingProposals"}
+PER_ACCOUNT = {"invoices": 25, "bills": 15, "bookingProposals": 10}
+API_KEY = "emulator-api-key"
+S3_KEY_ID, S3_SECRET = "e2e-access-key", "e2e-secret-key"  # moto accepts any pair
+MUTATED_ACCOUNTS = 6
+MUTATION = {"update": 3, "create": 2}
+
+MOTO_SERVER = """
+import signal, sys, threading
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+host, port = server.get_host_and_port()
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(f"http://{host}:{port}")
+import os; os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+stop = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stop.set())
+signal.signal(signal.SIGINT, lambda *_: stop.set())
+stop.wait()
+server.stop()
+"""
+
+# Read in Dagster's environment after a run: the run's status and each step's outcome.
+RUN_REPORT = """
+import json
+from dagster import DagsterEventType, DagsterInstance
+instance = DagsterInstance.get()
+run = instance.get_runs(limit=1)[0]
+steps = {
+    s.step_key: {"status": s.status.value if s.status else None,
+                 "start": s.start_time, "end": s.end_time}
+    for s in instance.get_run_step_stats(run.run_id)
+}
+failures = {}
+for record in instance.get_records_for_run(
+    run.run_id, of_type=DagsterEventType.STEP_FAILURE
+).records:
+    event = record.event_log_entry.dagster_event
+    user = event.step_failure_data.user_failure_data
+    failures[event.step_key] = {
+        "description": user.description if user else str(event.step_failure_data.error),
+        "metadata": {k: getattr(v, "value", str(v)) for k, v in (user.metadata if user else {}).items()},
+    }
+logs = {}  # step -> the stderr Dagster captured for it (the UI's log view)
+for record in instance.get_records_for_run(
+    run.run_id, of_type=DagsterEventType.LOGS_CAPTURED
+).records:
+    data = record.event_log_entry.dagster_event.event_specific_data
+    for step in data.step_keys:
+        logs[step] = f"{instance.storage_directory()}/{run.run_id}/compute_logs/{data.file_key}.err"
+print(json.dumps({"run_id": run.run_id, "status": run.status.value, "steps": steps,
+                  "failures": failures, "logs": logs}, default=str))
+"""
+
+
+class CheckFailed(AssertionError):
+    pass
+
+
+def check(condition: object, message: str) -> None:
+    if not condition:
+        raise CheckFailed(message)
+
+
+def uv() -> list[str]:
+    return ["uv"] if shutil.which("uv") else [sys.executable, "-m", "uv"]
+
+
+def tool_python(requirement: str) -> tuple[str, float]:
+    """The Python of uv's cached tool environment for ``requirement``, and seconds it took."""
+    started = time.monotonic()
+    script = "import sys; print(sys.executable)"
+    for offline in (["--offline"], []):  # offline first: no index request once cached
+        done = subprocess.run(
+            [
+                *uv(),
+                "tool",
+                "run",
+                "--quiet",
+                *offline,
+                "--from",
+                requirement,
+                "python",
+                "-c",
+                script,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode == 0:
+            return done.stdout.strip(), time.monotonic() - started
+    raise RuntimeError(f"cannot install {requirement}: {done.stderr[-2000:]}")
+
+
+def base_env() -> dict[str, str]:
+    """This environment, less PYTHONDONTWRITEBYTECODE: bytecode is written once into the tool
+    environments (as the quick start does), instead of every Dagster and Meltano module being
+    compiled again in every process."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def wait_for_file(path: Path, process: subprocess.Popen[Any], what: str) -> str:
+    for _ in range(300):
+        if path.exists():
+            return path.read_text().strip()
+        check(process.poll() is None, f"{what} exited with {process.returncode}")
+        time.sleep(0.1)
+    raise CheckFailed(f"{what} did not start in 30 s")
+
+
+def http(method: str, url: str, body: bytes | None = None) -> bytes:
+    request = urllib.request.Request(url, data=body, method=method)  # noqa: S310  (loopback)
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        return response.read()
+
+
+class S3:
+    """Just enough S3 for the checks, unsigned (moto does not check signatures)."""
+
+    NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+
+    def __init__(self, endpoint: str, bucket: str) -> None:
+        self.endpoint, self.bucket = endpoint, bucket
+
+    def create_bucket(self) -> None:
+        http("PUT", f"{self.endpoint}/{self.bucket}")
+
+    def keys(self) -> list[str]:
+        xml = http("GET", f"{self.endpoint}/{self.bucket}?list-type=2")
+        return sorted(e.text or "" for e in ET.fromstring(xml).iter(f"{self.NS}Key"))  # noqa: S314
+
+    def get_json(self, key: str) -> Any:
+        return json.loads(http("GET", f"{self.endpoint}/{self.bucket}/{urllib.parse.quote(key)}"))
+
+
+# --------------------------------------------------------------------------- the data
+
+
+def truth_of(emulator: Emulator, keys: dict[str, str]) -> dict[tuple[str, str], dict[str, str]]:
+    """(stream, label) -> {id: updatedDate as a UTC instant} as the emulator serves it now."""
+    return {
+        (stream, label): {
+            record_id: instant(record["updatedDate"])
+            for record_id, record in emulator.truth(resource, account=key).items()
+        }
+        for stream, resource in STREAMS.items()
+        for label, key in keys.items()
+    }
+
+
+def instant(value: str | None) -> str:
+    return "" if value is None else parse_timestamp(value).isoformat()
+
+
+def loaded(run_dir: Path, shards: int) -> dict[int, dict[tuple[str, str], list[dict[str, Any]]]]:
+    """shard -> (stream, label) -> the records target-jsonl wrote in that shard's directory."""
+    by_shard: dict[int, dict[tuple[str, str], list[dict[str, Any]]]] = {}
+    for shard in range(shards):
+        rows: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for stream in STREAMS:
+            for path in sorted((run_dir / f"shard-{shard}").glob(f"{stream}-*.jsonl")):
+                for line in path.read_text(encoding="utf-8").splitlines():
+                    record = json.loads(line)
+                    rows[stream, record["account_label"]].append(record)
+        by_shard[shard] = rows
+    return by_shard
+
+
+def union(
+    *runs: dict[int, dict[tuple[str, str], list[dict[str, Any]]]],
+) -> dict[tuple[str, str], dict[str, str]]:
+    """(stream, label) -> {id: newest updatedDate} over every shard of every run."""
+    merged: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+    for run in runs:
+        for rows in run.values():
+            for where, records in rows.items():
+                for record in records:
+                    seen = instant(record["updatedDate"])
+                    merged[where][record["id"]] = max(merged[where].get(record["id"], ""), seen)
+    return merged
+
+
+def count(run: dict[int, dict[tuple[str, str], list[dict[str, Any]]]]) -> int:
+    return sum(len(records) for rows in run.values() for records in rows.values())
+
+
+def bookmarks(state: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """(stream, label) -> the bookmark (an instant) in a Meltano state document."""
+    singer = state.get("completed", {}).get("singer_state", {})
+    return {
+        (stream, p["context"]["account_label"]): instant(p["replication_key_value"])
+        for stream in STREAMS
+        for p in singer.get("bookmarks", {}).get(stream, {}).get("partitions", [])
+        if p.get("replication_key_value")
+    }
+
+
+def bookmarked_labels(state: dict[str, Any]) -> dict[str, set[str]]:
+    """stream -> the account labels with a bookmark in a Meltano state document."""
+    marks = bookmarks(state)
+    return {stream: {label for (s, label) in marks if s == stream} for stream in STREAMS}
+
+
+# --------------------------------------------------------------------------- the test
+
+
+class Harness:
+    def __init__(self, args: argparse.Namespace, work: Path, stack: contextlib.ExitStack) -> None:
+        self.args, self.work, self.stack = args, work, stack
+        self.results: list[tuple[bool, str]] = []
+        self.installs: dict[str, float] = {}
+
+    # ---- setup
+
+    def install_tools(self) -> None:
+        started = time.monotonic()
+        with ThreadPoolExecutor(3) as pool:
+            futures = {req: pool.submit(tool_python, req) for req in (MELTANO, DAGSTER, MOTO)}
+            pythons = {req: future.result() for req, future in futures.items()}
+        self.installs = {"tool environments": time.monotonic() - started}
+        self.meltano = str(Path(pythons[MELTANO][0]).parent / "meltano")
+        self.dagster = str(Path(pythons[DAGSTER][0]).parent / "dagster")
+        self.dagster_python = pythons[DAGSTER][0]
+        self.moto_python = pythons[MOTO][0]
+        print(
+            "tools: "
+            + ", ".join(f"{req} {seconds:.1f} s" for req, (_, seconds) in pythons.items())
+            + " (uv tool environments, in parallel)"
+        )
+
+    def start_s3(self) -> None:
+        url_file = self.work / "moto.url"
+        log = (self.work / "moto.log").open("w")
+        process = subprocess.Popen(
+            [self.moto_python, "-c", MOTO_SERVER, str(url_file)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=base_env(),
+        )
+        self.stack.callback(stop, process)
+        self.s3_url = wait_for_file(url_file, process, "moto's S3 server")
+        self.s3 = S3(self.s3_url, BUCKET)
+        self.s3.create_bucket()
+        print(f"S3 (moto) at {self.s3_url}, bucket {BUCKET}")
+
+    def start_emulator(self) -> None:
+        keys = many_accounts(self.args.accounts)
+        self.emulator = Emulator(
+            accounts=keys, account_counts=dict.fromkeys(keys, PER_ACCOUNT), counts=PER_ACCOUNT
+        )
+        self.emulator.start()
+        self.stack.callback(self.emulator.close)
+        # Labels are not keys: company-0000 … keyed by a stable hash to a shard.
+        self.keys = {f"company-{i:04d}": key for i, key in enumerate(sorted(keys))}
+        accounts = [{"label": label, "account_key": key} for label, key in self.keys.items()]
+        self.accounts_file = self.work / "accounts.json"  # as a secret manager would write it
+        self.accounts_file.write_text(json.dumps(accounts))
+        self.accounts_file.chmod(0o600)
+        self.shard = {label: shard_of(label, self.args.shards) for label in self.keys}
+        sizes = Counter(self.shard.values())
+        print(
+            f"emulator at {self.emulator.url}: {len(keys)} accounts x "
+            f"{sum(PER_ACCOUNT.values())} records; shards: "
+            + ", ".join(f"{shard}: {sizes[shard]} accounts" for shard in sorted(sizes))
+        )
+
+    def environment(self) -> dict[str, str]:
+        """What the deployment puts in the Dagster process's environment: secrets included."""
+        home = self.work / "dagster-home"
+        home.mkdir(exist_ok=True)
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        return {
+            **base_env(),
+            "DAGSTER_HOME": str(home),
+            "DAGSTER_DISABLE_TELEMETRY": "1",
+            "MAESN_SHARD_COUNT": str(self.args.shards),
+            # The tap's secrets: never on a command line, never in the run config.
+            "TAP_MAESN_QONTO_API_KEY": API_KEY,
+            "TAP_MAESN_QONTO_ACCOUNTS_FILE": str(self.accounts_file),
+            "TAP_MAESN_QONTO_API_URL": self.emulator.url,
+            "TAP_MAESN_QONTO_MAX_RETRIES": "1",
+            "TAP_MAESN_QONTO_MAX_RETRY_SECONDS": "5",
+            # Meltano's state in S3 (moto), with credentials given as Meltano settings, which
+            # is what makes Meltano's S3 client use the endpoint URL.
+            "MELTANO_STATE_BACKEND_URI": f"s3://{BUCKET}/{PREFIX}",
+            "MELTANO_STATE_BACKEND_S3_ENDPOINT_URL": self.s3_url,
+            "MELTANO_STATE_BACKEND_S3_AWS_ACCESS_KEY_ID": S3_KEY_ID,
+            "MELTANO_STATE_BACKEND_S3_AWS_SECRET_ACCESS_KEY": S3_SECRET,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            # Hermetic: no AWS config of this machine, no instance-metadata probe, and every
+            # S3 client that would not use the endpoint above still talks to moto (boto3 reads
+            # these; Meltano 4.4.1 passes its endpoint_url only with its own key settings).
+            "AWS_ACCESS_KEY_ID": S3_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+            "AWS_ENDPOINT_URL": self.s3_url,
+            "AWS_ENDPOINT_URL_S3": self.s3_url,
+            "AWS_CONFIG_FILE": str(self.work / "no-aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(self.work / "no-aws-credentials"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
+        }
+
+    def install_plugins(self) -> None:
+        started = time.monotonic()
+        done = subprocess.run(
+            [self.meltano, "install", TARGET, "tap-maesn-qonto"],
+            cwd=ROOT,
+            env={
+                **self.environment(),
+                "MELTANO_DATABASE_URI": f"sqlite:///{self.work}/install.db",
+            },
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        check(done.returncode == 0, f"meltano install failed: {done.stderr[-3000:]}")
+        self.installs["meltano install"] = time.monotonic() - started
+        print(f"meltano install tap-maesn-qonto {TARGET}: {time.monotonic() - started:.1f} s")
+
+    # ---- one Dagster run
+
+    def run_job(self, number: int) -> dict[str, Any]:
+        run_dir = self.work / f"run-{number}"
+        for shard in range(self.args.shards):
+            (run_dir / f"shard-{shard}").mkdir(parents=True)
+        run_config = {
+            "resources": {
+                "meltano": {
+                    "config": {
+                        "project_dir": str(ROOT),
+                        "meltano_bin": self.meltano,
+                        "target": TARGET,
+                        "environment": ENVIRONMENT,
+                        # One output directory and one Meltano system directory (run files,
+                        # system database) per shard and run, as on separate ephemeral
+                        # machines: the only state a run can find is the one in S3.
+                        "shard_env": {
+                            "TARGET_JSONL_DESTINATION_PATH": str(run_dir / "shard-{shard}")
+                        },
+                        "shard_sys_dir": str(run_dir / "meltano-shard-{shard}"),
+                    }
+                }
+            }
+        }
+        config_file = run_dir / "run_config.yaml"
+        config_file.write_text(json.dumps(run_config, indent=2))  # JSON is YAML
+        started = time.monotonic()
+        command = [self.dagster, "job", "execute", "-f", str(DEFINITIONS), "-j", JOB]
+        command += ["-c", str(config_file)]
+        with (run_dir / "dagster.log").open("w") as log:
+            # Its own process group: a cancelled test stops Dagster's step processes and
+            # their meltano and tap processes too, not only the CLI.
+            process = subprocess.Popen(
+                command,
+                cwd=self.work,
+                env=self.environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            try:
+                process.wait(timeout=900)
+            finally:
+                stop_group(process)
+        done = subprocess.CompletedProcess(command, process.returncode)
+        seconds = time.monotonic() - started
+        report = json.loads(
+            subprocess.run(
+                [self.dagster_python, "-c", RUN_REPORT],
+                env=self.environment(),
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        report.update(exit_code=done.returncode, seconds=seconds, dir=run_dir)
+        steps = ", ".join(f"{k} {v['status']}" for k, v in sorted(report["steps"].items()))
+        print(
+            f"run {number}: dagster job execute exit {done.returncode} in {seconds:.1f} s; "
+            f"run {report['status']}; steps: {steps}"
+        )
+        return report
+
+    def record(self, name: str, test: Callable[[], str]) -> None:
+        try:
+            detail = test()
+        except (CheckFailed, AssertionError, KeyError, ValueError, OSError) as problem:
+            self.results.append((False, f"{name}: {problem}"))
+            print(f"FAIL  {name}: {problem}")
+        else:
+            self.results.append((True, f"{name}: {detail}"))
+            print(f"ok    {name}: {detail}")
+
+    # ---- the scenario
+
+    def scenario(self) -> None:
+        shards = self.args.shards
+        self.labels = list(self.keys)
+        self.failed_label = self.labels[len(self.labels) // 3]
+        self.state_key = {
+            shard: f"{PREFIX}/{ENVIRONMENT}:tap-maesn-qonto-to-{TARGET}:shard-{shard}/state.json"
+            for shard in range(shards)
+        }
+        self.members = {s: {lb for lb in self.labels if self.shard[lb] == s} for s in range(shards)}
+        self.run_1()
+        self.run_2()
+
+    def run_1(self) -> None:
+        """One account rejected: its shard's step fails, the state of the others is kept."""
+        shards, labels, failed_label = self.args.shards, self.labels, self.failed_label
+        failed_shard, state_key, members = self.shard[failed_label], self.state_key, self.members
+        http(
+            "POST",
+            f"{self.emulator.url}/_emulator/configure",
+            json.dumps({"failing_accounts": {self.keys[failed_label]: "401"}}).encode(),
+        )
+        run1 = self.run_job(1)
+        truth1 = truth_of(self.emulator, self.keys)
+        rows1 = loaded(run1["dir"], shards)
+
+        def failed_step() -> str:
+            check(run1["exit_code"] != 0, "dagster job execute exited 0 for a failed run")
+            check(run1["status"] == "FAILURE", f"run status {run1['status']}")
+            for shard in range(shards):
+                want = "FAILURE" if shard == failed_shard else "SUCCESS"
+                got = run1["steps"].get(f"shard_{shard}", {}).get("status")
+                check(got == want, f"step shard_{shard} is {got}, expected {want}")
+            failure = run1["failures"][f"shard_{failed_shard}"]
+            check(failed_label in failure["description"], f"not named: {failure['description']}")
+            return f"shard_{failed_shard} FAILURE: {failure['description']!r}"
+
+        def parallel() -> str:
+            spans = [
+                (run1["steps"][f"shard_{s}"]["start"], run1["steps"][f"shard_{s}"]["end"])
+                for s in range(shards)
+            ]
+            overlap = min(end for _, end in spans) - max(start for start, _ in spans)
+            check(overlap > 0, f"the steps did not overlap: {spans}")
+            return f"{shards} steps overlapped for {overlap:.1f} s (multiprocess executor)"
+
+        def state_written_before_failure() -> str:
+            # What Meltano did, as its own log lines say, in the step log Dagster captured.
+            log = Path(run1["logs"][f"shard_{failed_shard}"]).read_text(encoding="utf-8")
+            lines = [
+                "Writing state to AWS S3",
+                "Incremental state has been updated",
+                "Extractor failed",
+            ]
+            where = [log.find(line) for line in lines]
+            check(-1 not in where and where == sorted(where), f"not in this order: {lines}")
+            return "Meltano's log for the step: " + " -> ".join(repr(x) for x in lines)
+
+        def states_in_bucket() -> str:
+            keys = self.s3.keys()
+            for shard in range(shards):
+                check(state_key[shard] in keys, f"{state_key[shard]} not in the bucket: {keys}")
+            return "objects: " + ", ".join(keys)
+
+        def failed_shard_state_kept() -> str:
+            state = self.s3.get_json(state_key[failed_shard])
+            healthy = members[failed_shard] - {failed_label}
+            for stream, got in bookmarked_labels(state).items():
+                check(
+                    got == healthy,
+                    f"{stream}: bookmarks for {len(got)} accounts, "
+                    f"expected {len(healthy)} (missing {sorted(healthy - got)[:5]}, "
+                    f"extra {sorted(got - healthy)[:5]})",
+                )
+            return (
+                f"after the failed run, shard-{failed_shard}'s state has bookmarks for its "
+                f"{len(healthy)} healthy accounts in each stream, none for {failed_label}"
+            )
+
+        def run1_equals_truth() -> str:
+            got = union(rows1)
+            for (stream, label), ids in truth1.items():
+                if label == failed_label:
+                    check(not got.get((stream, label)), f"{label} was loaded although it failed")
+                    continue
+                check(got.get((stream, label)) == ids, f"{stream} of {label} differs from truth")
+            for shard, rows in rows1.items():
+                strays = {label for (_, label) in rows if self.shard[label] != shard}
+                check(
+                    not strays, f"shard {shard} loaded other shards' accounts: {sorted(strays)[:5]}"
+                )
+            return (
+                f"{count(rows1)} records, union of {shards} shard directories = truth for "
+                f"{len(labels) - 1} accounts (ids and updatedDate); each account in its shard only"
+            )
+
+        self.record("run 1: a failed account fails its shard's step", failed_step)
+        self.record("run 1: shards in parallel", parallel)
+        self.record("run 1: Meltano saved the failed run's state", state_written_before_failure)
+        self.record("run 1: both shards' states in S3", states_in_bucket)
+        self.record("run 1: failed shard's state kept", failed_shard_state_kept)
+        self.record("run 1: rows = truth", run1_equals_truth)
+        self.truth1, self.rows1 = truth1, rows1
+        self.bookmarks1: dict[tuple[str, str], str] = {}
+        for shard in range(shards):
+            with contextlib.suppress(OSError, ValueError):
+                self.bookmarks1.update(bookmarks(self.s3.get_json(state_key[shard])))
+
+    def change_some_accounts(
+        self,
+    ) -> tuple[
+        list[str], dict[tuple[str, str], dict[str, str]], dict[tuple[str, str], dict[str, str]]
+    ]:
+        """Clear the failure, update and create records in a few accounts (both shards).
+
+        Returns the accounts changed, the truth now, and the records that changed."""
+        url = self.emulator.url
+        http("POST", f"{url}/_emulator/configure", json.dumps({"failing_accounts": {}}).encode())
+        others = [label for label in self.labels if label != self.failed_label]
+        mutated = others[:: len(others) // MUTATED_ACCOUNTS][:MUTATED_ACCOUNTS]
+        for label in mutated:
+            for resource in STREAMS.values():
+                body = {"resource": resource, "account": self.keys[label], **MUTATION}
+                http("POST", f"{url}/_emulator/mutate", json.dumps(body).encode())
+        truth2 = truth_of(self.emulator, self.keys)
+        changed = {
+            where: {i: u for i, u in ids.items() if self.truth1[where].get(i) != u}
+            for where, ids in truth2.items()
+        }
+        return mutated, truth2, changed
+
+    def resumed_from_bookmarks(
+        self,
+        rows2: dict[int, dict[tuple[str, str], list[dict[str, Any]]]],
+        changed: dict[tuple[str, str], dict[str, str]],
+        mutated: list[str],
+    ) -> str:
+        """Every record run 2 read again (not changed) for an account that did not fail lies
+        inside the lookback window (600 s) before that account's bookmark from run 1, as read
+        back from S3: the run started from the stored state, not from start_date."""
+        lookback = dt.timedelta(seconds=600)
+        reread = 0
+        healthy = [label for label in self.labels if label != self.failed_label]
+        for label in healthy:
+            for stream in STREAMS:
+                where = (stream, label)
+                mark = dt.datetime.fromisoformat(self.bookmarks1[where]) - lookback
+                for record in rows2[self.shard[label]].get(where, []):
+                    if record["id"] in changed[where]:
+                        continue
+                    seen = dt.datetime.fromisoformat(instant(record["updatedDate"]))
+                    check(seen >= mark, f"{where}: {record['id']} is older than the window")
+                    reread += 1
+        most = max(
+            sum(len(rows2[self.shard[label]].get((s, label), [])) for s in STREAMS)
+            for label in healthy
+            if label not in mutated
+        )
+        check(most < sum(PER_ACCOUNT.values()), f"an unchanged account was read in full ({most})")
+        return (
+            f"{len(healthy)} accounts resumed from their S3 bookmarks: the {reread} records "
+            f"read again all within the 600 s lookback window (at most {most} per unchanged "
+            "account)"
+        )
+
+    def run_2(self) -> None:
+        """The failure cleared and a few accounts changed: incremental, complete."""
+        shards, labels, failed_label = self.args.shards, self.labels, self.failed_label
+        state_key, members, rows1 = self.state_key, self.members, self.rows1
+        mutated, truth2, changed = self.change_some_accounts()
+        run2 = self.run_job(2)
+        rows2 = loaded(run2["dir"], shards)
+        got2 = union(rows2)
+
+        def run2_succeeds() -> str:
+            check(run2["exit_code"] == 0, f"dagster job execute exited {run2['exit_code']}")
+            check(run2["status"] == "SUCCESS", f"run status {run2['status']}")
+            bad = {k: v["status"] for k, v in run2["steps"].items() if v["status"] != "SUCCESS"}
+            check(not bad, f"steps not successful: {bad}")
+            return f"run SUCCESS, {shards} steps SUCCESS"
+
+        def incremental() -> str:
+            n1, n2 = count(rows1), count(rows2)
+            full = sum(len(truth2[stream, failed_label]) for stream in STREAMS)
+            check(n2 * 5 < n1, f"run 2 read {n2} records, run 1 {n1}: not incremental")
+            return f"run 2 read {n2} records (run 1: {n1}; {full} of them the failed account's)"
+
+        def changes_arrive() -> str:
+            total = 0
+            for where, ids in changed.items():
+                for record_id, updated in ids.items():
+                    check(
+                        got2.get(where, {}).get(record_id) == updated,
+                        f"{where}: changed record {record_id} missing in run 2",
+                    )
+                    total += 1
+            expected = len(mutated) * len(STREAMS) * sum(MUTATION.values())
+            check(total == expected, f"{total} changed records, expected {expected}")
+            return f"all {total} records updated or created in {len(mutated)} accounts arrived"
+
+        def failed_account_in_full() -> str:
+            for stream in STREAMS:
+                where = (stream, failed_label)
+                check(got2.get(where) == truth2[where], f"{stream} of {failed_label} incomplete")
+            n = sum(len(truth2[stream, failed_label]) for stream in STREAMS)
+            return f"{failed_label} read in full in run 2 ({n} records)"
+
+        def union_equals_truth() -> str:
+            got = union(rows1, rows2)
+            for where, ids in truth2.items():
+                check(got.get(where) == ids, f"{where[0]} of {where[1]} differs from truth")
+            keys = self.s3.keys()
+            for shard in range(shards):
+                state = self.s3.get_json(state_key[shard])
+                for stream, has in bookmarked_labels(state).items():
+                    check(has == members[shard], f"shard-{shard} {stream}: bookmarks incomplete")
+            return (
+                f"runs 1 + 2 (latest per id) = truth for all {len(labels)} accounts; "
+                f"{len(keys)} state objects, every account bookmarked"
+            )
+
+        self.record("run 2: both steps succeed", run2_succeeds)
+        self.record("run 2: incremental from the S3 state", incremental)
+        self.record("run 2: changed records arrive", changes_arrive)
+        self.record("run 2: the failed account is read in full", failed_account_in_full)
+        self.record(
+            "run 2: healthy accounts resume",
+            lambda: self.resumed_from_bookmarks(rows2, changed, mutated),
+        )
+        self.record("run 2: rows = truth", union_equals_truth)
+
+
+def stop(process: subprocess.Popen[Any]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def stop_group(process: subprocess.Popen[Any]) -> None:
+    """Stop what is left of the process group ``process`` leads (started in a session of its
+    own): SIGTERM while the leader runs, then SIGKILL to any member still there after 30 s."""
+    with contextlib.suppress(ProcessLookupError):  # the group is gone already
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(30)
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+@contextlib.contextmanager
+def workdir(keep: bool) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="orchestration-e2e-"))
+    try:
+        yield path
+    finally:
+        if keep:
+            print(f"kept {path}")
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--accounts", type=int, default=200)
+    parser.add_argument("--shards", type=int, default=2)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args()
+    started = time.monotonic()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up on a CI cancel too
+    with workdir(args.keep) as work, contextlib.ExitStack() as stack:
+        harness = Harness(args, work, stack)
+        try:
+            harness.install_tools()
+            harness.start_s3()
+            harness.start_emulator()
+            harness.install_plugins()
+            harness.scenario()
+        except (CheckFailed, subprocess.SubprocessError, RuntimeError, OSError) as problem:
+            harness.results.append((False, f"setup: {problem}"))
+            print(f"FAIL  {problem}")
+    failed = [line for ok, line in harness.results if not ok]
+    passed = len(harness.results) - len(failed)
+    seconds = time.monotonic() - started
+    installs = " + ".join(f"{what} {s:.1f} s" for what, s in harness.installs.items())
+    print(
+        f"orchestration e2e: {'PASS' if not failed else 'FAIL'}: {passed} passed, "
+        f"{len(failed)} failed in {seconds:.0f} s (installs: {installs or 'none'})"
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -28,11 +28,10 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 from singer_sdk.streams.rest import PageContext
 
-from tap_maesn_qonto import schemas
+from tap_maesn_qonto import keycheck, schemas
 from tap_maesn_qonto.accounts import Account
 from tap_maesn_qonto.envelope import Page, parse_page
 from tap_maesn_qonto.errors import (
-    AuthError,
     ClientError,
     EndOfDataError,
     MaesnAPIError,
@@ -227,7 +226,7 @@ class MaesnStream(RESTStream[PageRequest]):
         if status == 429 or status >= 500:
             raise RetriableAPIError(self.response_error_message(response), response)
         if status in {401, 403}:
-            raise AuthError(self._auth_message(status))
+            raise keycheck.auth_error(self, status)  # which key: one tenant-key request
         if status >= 300:
             maesn_body, route_missing = _error_body(response)
             raise ClientError(
@@ -237,19 +236,62 @@ class MaesnStream(RESTStream[PageRequest]):
                 route_missing=route_missing,
             )
 
-    def _auth_message(self, status: int) -> str:
+    def _auth_message(
+        self, status: int, account: Account | None, check: keycheck.TenantKeyCheck
+    ) -> str:
+        """The line for a 401/403, naming the key to fix when the tenant-key check could."""
+        answered = f"{status} {'Unauthorized' if status == 401 else 'Forbidden'}"
+        where = f"GET {self.path}"
+        probe = f"{check.request}, which needs only X-API-KEY,"
+        label = account.label if account is not None else "(unknown)"
+        auth_flow = f"GET /auth/{account.target_system if account is not None else 'qonto'}"
+        if check.verdict is keycheck.Verdict.REJECTED:
+            several = len(self.run.accounts) > 1
+            return (
+                f"Maesn refused the tenant key: {answered} on {where}, and {probe} "
+                f"{check.answer} too. api_key (your Maesn tenant key) is wrong"
+                + (" or its Maesn tenant is not active" if status == 403 else "")
+                + ": copy it again from the Maesn dashboard. "
+                + (
+                    f"All {len(self.run.accounts)} accounts would fail the same way, so the "
+                    "run stopped at once. "
+                    if several
+                    else ""
+                )
+                + "account_key is checked once api_key is accepted (if Maesn refuses it "
+                "then, re-link the end user)."
+            )
+        if check.verdict is keycheck.Verdict.ACCEPTED:
+            accepted = f"api_key is valid ({probe} {check.answer})"
+            if status == 401:
+                return (
+                    f"Maesn rejected the account key: {answered} on {where}; {accepted}. "
+                    f"account_key of account {label} is not valid for this tenant (or its "
+                    "Qonto connection expired: re-link). To re-link, the end user opens a "
+                    f"new login URL from {auth_flow} and you use the account key Maesn "
+                    "then gives."
+                )
+            return (
+                f"Maesn refused access: {answered} on {where} for account {label}; "
+                f"{accepted}. The end user behind that account_key is inactive or does "
+                "not belong to this tenant: check in Maesn that the user is active and "
+                "that the account key was issued under this api_key's tenant."
+            )
+        unsure = f" (The tap could not tell which key: {probe} {check.answer}.)"
         if status == 401:
             return (
-                f"Maesn rejected the keys (401 Unauthorized) on GET {self.path}. Check "
-                "api_key (your Maesn tenant key, sent as X-API-KEY) and account_key (the "
-                "end user's key for target system qonto or qonto-sandbox, sent as "
-                "X-ACCOUNT-KEY). If the end user's Qonto connection expired, re-link them "
-                "through Maesn's auth flow to get a new account key."
+                f"Maesn rejected the keys (401 Unauthorized) on {where}. Check "
+                "api_key (your Maesn tenant key, sent as X-API-KEY) and account_key of "
+                f"account {label} (the end user's key for target system qonto or "
+                "qonto-sandbox, sent as X-ACCOUNT-KEY). If the end user's Qonto connection "
+                "expired, re-link them through Maesn's auth flow to get a new account "
+                "key." + unsure
             )
         return (
-            f"Maesn refused access (403 Forbidden) on GET {self.path}. The end user may be "
-            "inactive or not belong to this tenant: check in Maesn that the user is "
-            "active and that api_key and account_key come from the same tenant."
+            f"Maesn refused access (403 Forbidden) on {where} for account {label}. The "
+            "end user may be inactive or not belong to this tenant: check in Maesn that "
+            "the user is active and that api_key and account_key come from the same "
+            "tenant." + unsure
         )
 
     def _read_client_error(self, exc: ClientError, request: PageRequest) -> Exception:
@@ -309,10 +351,10 @@ class MaesnStream(RESTStream[PageRequest]):
     def _send(self, prepared: requests.PreparedRequest, request: PageRequest) -> Page:
         """One attempt: wait for the throttle, send, read the answer."""
         self.run.throttle.wait(self.run.stop)
-        self.run.raise_if_stopped()
         self.run.slots.acquire(self.run.stop)
         throttled = False
         try:
+            self.run.raise_if_stopped()
             response = self.requests_session.send(
                 prepared, timeout=self.timeout, allow_redirects=self.allow_redirects
             )

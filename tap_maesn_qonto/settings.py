@@ -104,9 +104,15 @@ CONFIG_SCHEMA = th.PropertiesList(
         default=False,
         title="Sandbox",
         description=(
-            "Set to true when account_key belongs to Maesn's qonto-sandbox target "
-            "system. Every record carries target_system (qonto or qonto-sandbox) so "
-            "sandbox rows are never mistaken for production rows."
+            "A label, not a switch: true writes target_system qonto-sandbox on every "
+            "record (false: qonto), so sandbox rows are not mistaken for production rows. "
+            "It changes no data request (Maesn binds the target system to the account "
+            "key: same api_url, same endpoints) and cannot be checked: no Maesn endpoint "
+            "says which system a key belongs to, so a production account_key with sandbox "
+            "true is read from production Qonto and its rows are labelled qonto-sandbox. "
+            "Set it to true exactly when the key came from GET /auth/qonto-sandbox. "
+            "(After a 401/403 the tap's tenant-key check asks that endpoint instead of "
+            "GET /auth/qonto.)"
         ),
     ),
     th.Property(

@@ -203,6 +203,43 @@ def test_inactive_account_is_403(emu: Emulator) -> None:
     assert call(emu, "/accounting/invoices", headers=sandbox).status == 200
 
 
+@pytest.mark.parametrize("target_system", ["qonto", "qonto-sandbox"])
+def test_auth_login_url_needs_only_the_tenant_key(emu: Emulator, target_system: str) -> None:
+    # GET /auth/{TARGET_SYSTEM} starts the end-user auth flow: no account key exists yet.
+    path = f"/auth/{target_system}"
+    for headers in ({"X-API-KEY": DEFAULT_API_KEY}, {**AUTH, "X-ACCOUNT-KEY": "wrong"}):
+        response = call(emu, path, headers=headers)
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/html")
+        assert response.body.decode().startswith(
+            f"https://login.emulator.invalid/{target_system}/oauth?state="
+        )
+    for headers in ({}, {"X-API-KEY": "wrong", "X-ACCOUNT-KEY": QONTO_ACCOUNT_KEY}):
+        response = call(emu, path, headers=headers)
+        assert response.status == 401
+        assert response.json()["message"] == "Invalid or missing X-API-KEY"
+    assert emu.stats()["auth_requests"] == {target_system: 4}
+
+
+def test_auth_login_url_of_an_unknown_target_system_is_405(emu: Emulator) -> None:
+    response = call(emu, "/auth/sage-one", headers={"X-API-KEY": DEFAULT_API_KEY})
+    assert response.status == 405
+    assert response.json()["message"] == "Target system not found"
+    assert call(emu, "/auth/sage-one", headers={"X-API-KEY": "wrong"}).status == 401
+    assert call(emu, "/auth/qonto/extra", headers={"X-API-KEY": DEFAULT_API_KEY}).status == 404
+
+
+def test_auth_login_url_is_served_even_for_an_inactive_or_failing_account(emu: Emulator) -> None:
+    # Account faults are about X-ACCOUNT-KEY; this endpoint does not look at it.
+    emu.configure(
+        inactive_accounts=[QONTO_ACCOUNT_KEY], failing_accounts={SANDBOX_ACCOUNT_KEY: "401"}
+    )
+    for account_key in (QONTO_ACCOUNT_KEY, SANDBOX_ACCOUNT_KEY):
+        headers = {**AUTH, "X-ACCOUNT-KEY": account_key}
+        assert call(emu, "/auth/qonto", headers=headers).status == 200
+        assert call(emu, "/accounting/invoices", headers=headers).status in {401, 403}
+
+
 def test_unknown_route_is_a_nest_404(emu: Emulator) -> None:
     response = call(emu, "/accounting/customers")
     assert response.status == 404

@@ -358,6 +358,7 @@ class Emulator:
         self._faults: Counter[str] = Counter()
         self._list_requests: Counter[str] = Counter()
         self._detail_requests: Counter[str] = Counter()
+        self._auth_requests: Counter[str] = Counter()  # GET /auth/{TARGET_SYSTEM}, by system
         self._mutations: Counter[str] = Counter()
         self._successful_list_requests = 0
         self._server: _Server | None = None
@@ -483,6 +484,7 @@ class Emulator:
                 "faults": dict(self._faults),
                 "list_requests": dict(self._list_requests),
                 "detail_requests": dict(self._detail_requests),
+                "auth_requests": dict(self._auth_requests),
                 "mutations": dict(self._mutations),
             }
 
@@ -569,6 +571,12 @@ class Emulator:
         unauthenticated = self._unauthenticated_reply(request)
         if unauthenticated is not None:
             return unauthenticated
+        if request.method == "GET" and request.path.startswith("/auth/"):
+            return self._login_url(request)  # needs the tenant key only
+        return self._account_api(request)
+
+    def _account_api(self, request: Request) -> Reply:
+        """The endpoints that need both keys."""
         resource, record_id = _route(request)
         if resource is None and (request.method, request.path) != ("GET", "/user/user-info"):
             return self._error(404, f"Cannot {request.method} {request.path}", request)
@@ -608,6 +616,26 @@ class Emulator:
         if failure is not None:
             return self._account_failure(failure, request)
         return account_key
+
+    def _login_url(self, request: Request) -> Reply:
+        """``GET /auth/{TARGET_SYSTEM}``: the first step of the end-user auth flow.
+
+        It comes before any account key exists, so only X-API-KEY is checked (X-ACCOUNT-KEY
+        is ignored): 401 for a wrong or missing one, else 200 with a login URL as text/html,
+        as Maesn's spec has it. An unknown target system is Maesn's 405 "Target system not
+        found". The URL is on the reserved ``.invalid`` domain: nothing is behind it.
+        """
+        target_system = unquote(request.path.removeprefix("/auth/"))
+        if not target_system or "/" in target_system:
+            return self._error(404, f"Cannot {request.method} {request.path}", request)
+        self._auth_requests[target_system] += 1
+        if request.header("X-API-KEY") not in self.settings.api_keys:
+            return self._error(401, "Invalid or missing X-API-KEY", request)
+        if target_system not in {"qonto", "qonto-sandbox", *self.settings.accounts.values()}:
+            return self._error(405, "Target system not found", request)
+        state = uuid.uuid4().hex
+        url = f"https://login.emulator.invalid/{target_system}/oauth?state={state}"
+        return Reply(200, url.encode(), content_type="text/html; charset=utf-8")
 
     def _account_failure(self, failure: str, request: Request) -> Reply:
         """How a request of a failing (or inactive) account is answered."""

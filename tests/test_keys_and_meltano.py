@@ -1,0 +1,298 @@
+"""Which key Maesn rejected, what ``sandbox`` promises, and the README's Meltano commands.
+
+The tap runs as a user runs it (``python -m tap_maesn_qonto``) against the emulator on
+loopback. After a 401/403 it asks ``GET /auth/{TARGET_SYSTEM}`` with ``X-API-KEY`` only
+(keycheck.py) and names the wrong key. Meltano itself runs in
+``scripts/meltano_readme_check.py`` (CI), not here; the last test checks that the script
+finds the README commands it runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+import typing as t
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tap_maesn_qonto.emulator import Emulator
+from tests.helpers import (
+    ACCOUNT_KEY,
+    API_KEY,
+    SANDBOX_ACCOUNT_KEY,
+    load_script,
+    parse_messages,
+    run_cli,
+    tap_config,
+)
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
+WRONG_TENANT_KEY = "tenant-key-not-known-to-maesn-4f1e"
+WRONG_ACCOUNT_KEY = "account-key-not-known-to-maesn-9c2a"
+COUNTS = {"invoices": 7, "bills": 5, "bookingProposals": 3}
+
+
+def _error_lines(stderr: str) -> list[str]:
+    assert "Traceback" not in stderr, stderr
+    return [line for line in stderr.splitlines() if "| ERROR" in line]
+
+
+def _one_error(stderr: str) -> str:
+    errors = _error_lines(stderr)
+    assert len(errors) == 1, "\n".join(errors) or stderr[-3000:]
+    return errors[0]
+
+
+def _accounts_config(emulator: Emulator, accounts: list[dict[str, t.Any]], **overrides: t.Any):
+    config = tap_config(emulator, accounts=accounts, **overrides)
+    del config["account_key"]
+    return config
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    # Error bodies echo the request headers: a key in them must still never reach the log.
+    with Emulator(counts=COUNTS, echo_headers_in_errors=True) as emu:
+        yield emu
+
+
+def _assert_no_key(result: t.Any, *keys: str) -> None:
+    for key in (API_KEY, ACCOUNT_KEY, SANDBOX_ACCOUNT_KEY, *keys):
+        assert key not in result.stdout
+        assert key not in result.stderr
+
+
+# --------------------------------------------------------------------------- which key
+
+
+def test_a_wrong_api_key_is_named_after_one_tenant_key_request(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    config = tap_config(emulator, api_key=WRONG_TENANT_KEY)
+    result = run_cli(config=config, tmp_path=tmp_path)
+    assert result.returncode == 1
+    line = _one_error(result.stderr)
+    assert "api_key (your Maesn tenant key) is wrong" in line
+    assert "GET /auth/qonto, which needs only X-API-KEY, answered 401 Unauthorized" in line
+    assert "account_key of account" not in line  # the account key is not blamed
+    assert emulator.stats()["auth_requests"] == {"qonto": 1}
+    assert parse_messages(result.stdout).records("invoices") == []
+    _assert_no_key(result, WRONG_TENANT_KEY)
+
+
+def test_a_wrong_account_key_is_named_with_its_label(emulator: Emulator, tmp_path: Path) -> None:
+    config = tap_config(emulator, account_key=WRONG_ACCOUNT_KEY, account_label="acme-sas")
+    result = run_cli(config=config, tmp_path=tmp_path)
+    assert result.returncode == 1
+    line = _one_error(result.stderr)
+    assert (
+        "account_key of account acme-sas is not valid for this tenant (or its Qonto "
+        "connection expired: re-link)"
+    ) in line
+    assert "api_key is valid (GET /auth/qonto, which needs only X-API-KEY, answered 200 OK)" in line
+    assert "api_key (your Maesn tenant key) is wrong" not in line
+    assert emulator.stats()["auth_requests"] == {"qonto": 1}
+    _assert_no_key(result, WRONG_ACCOUNT_KEY)
+
+
+def test_an_expired_qonto_connection_is_the_account_keys_problem(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # Maesn accepts both keys as such, but Qonto refused: a 401 on the data endpoint only.
+    emulator.configure(failing_accounts={ACCOUNT_KEY: "401"})
+    result = run_cli(config=tap_config(emulator), tmp_path=tmp_path)
+    assert result.returncode == 1
+    line = _one_error(result.stderr)
+    assert "account_key of account default is not valid for this tenant" in line
+    assert "re-link" in line
+
+
+def test_an_inactive_end_user_is_the_account_keys_problem(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.configure(inactive_accounts=[ACCOUNT_KEY])
+    result = run_cli(config=tap_config(emulator), tmp_path=tmp_path)
+    assert result.returncode == 1
+    line = _one_error(result.stderr)
+    assert "403 Forbidden" in line
+    assert "api_key is valid" in line
+    assert "inactive" in line
+    assert "account default" in line
+
+
+def test_a_sandbox_account_is_checked_on_the_sandbox_auth_endpoint(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    config = tap_config(emulator, api_key=WRONG_TENANT_KEY, sandbox=True)
+    config["account_key"] = SANDBOX_ACCOUNT_KEY
+    result = run_cli(config=config, tmp_path=tmp_path)
+    assert result.returncode == 1
+    assert "GET /auth/qonto-sandbox, which needs only X-API-KEY" in _one_error(result.stderr)
+    assert emulator.stats()["auth_requests"] == {"qonto-sandbox": 1}
+
+
+def test_a_healthy_run_makes_no_key_check(emulator: Emulator, tmp_path: Path) -> None:
+    result = run_cli(config=tap_config(emulator), tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert emulator.stats()["auth_requests"] == {}
+
+
+def test_a_wrong_api_key_stops_a_run_of_several_accounts_at_once_in_one_line(
+    tmp_path: Path,
+) -> None:
+    keys = {f"emulator-account-{n:04d}": "qonto" for n in range(1, 41)}
+    keys["emulator-account-sandbox"] = "qonto-sandbox"
+    with Emulator(counts=COUNTS, accounts=keys) as emu:
+        accounts = [
+            {"label": f"company-{n:02d}", "account_key": key, "sandbox": system != "qonto"}
+            for n, (key, system) in enumerate(keys.items())
+        ]
+        config = _accounts_config(emu, accounts, api_key=WRONG_TENANT_KEY)
+        started = time.monotonic()
+        result = run_cli(config=config, tmp_path=tmp_path)
+        seconds = time.monotonic() - started
+        stats = emu.stats()
+    assert result.returncode == 1
+    line = _one_error(result.stderr)  # no "account ... failed" line per account
+    assert "api_key (your Maesn tenant key) is wrong" in line
+    assert "All 41 accounts would fail the same way, so the run stopped at once" in line
+    assert "failed and is skipped" not in result.stderr
+    assert sum(stats["auth_requests"].values()) == 1  # one check serves every account
+    # Stopped at the first refusal: only the first requests fetched ahead were sent
+    # (2 x max_concurrency, a few more as the first is taken), not 41 accounts x 3 streams.
+    assert stats["requests"] <= 2 * 4 + 4, stats
+    assert seconds < 30
+    assert parse_messages(result.stdout).records("invoices") == []
+    _assert_no_key(result, WRONG_TENANT_KEY, *keys)
+
+
+def test_with_several_accounts_a_wrong_account_key_fails_only_that_account(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    accounts = [
+        {"label": "acme", "account_key": ACCOUNT_KEY},
+        {"label": "globex", "account_key": WRONG_ACCOUNT_KEY},
+        {"label": "initech", "account_key": SANDBOX_ACCOUNT_KEY, "sandbox": True},
+    ]
+    result = run_cli(config=_accounts_config(emulator, accounts), tmp_path=tmp_path)
+    assert result.returncode == 1
+    messages = parse_messages(result.stdout)
+    labels = {record["account_label"] for record in messages.records("invoices")}
+    assert labels == {"acme", "initech"}
+    errors = "\n".join(_error_lines(result.stderr))
+    assert "account globex failed: Maesn rejected the account key" in errors
+    assert "account_key of account globex is not valid for this tenant" in errors
+    assert "1 of 3 accounts failed (globex)" in errors
+    assert sum(emulator.stats()["auth_requests"].values()) == 1
+    _assert_no_key(result, WRONG_ACCOUNT_KEY)
+
+
+@contextlib.contextmanager
+def _maesn_that_cannot_tell(auth_status: int) -> Iterator[str]:
+    """401 on every data request; ``auth_status`` on GET /auth/... (a Maesn JSON error)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status = auth_status if self.path.startswith("/auth/") else 401
+            body = json.dumps({"statusCode": status, "message": "no"}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: t.Any) -> None:
+            del format, args
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_when_the_check_is_inconclusive_both_keys_are_named_and_it_says_so(
+    tmp_path: Path,
+) -> None:
+    with _maesn_that_cannot_tell(503) as url:
+        config = {"api_key": API_KEY, "account_key": ACCOUNT_KEY, "api_url": url}
+        result = run_cli(config=config, tmp_path=tmp_path)
+    assert result.returncode == 1
+    line = _one_error(result.stderr)
+    assert "Check api_key" in line
+    assert "account_key of account default" in line
+    assert (
+        "(The tap could not tell which key: GET /auth/qonto, which needs only X-API-KEY, "
+        "answered 503 Service Unavailable.)"
+    ) in line
+
+
+# --------------------------------------------------------------------------- api_url
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_nothing_listening_fails_fast_in_one_line(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{_free_port()}"  # bound, then released: nothing listens there
+    config = {"api_key": API_KEY, "account_key": ACCOUNT_KEY, "api_url": url}
+    started = time.monotonic()
+    result = run_cli(config=config, tmp_path=tmp_path)
+    seconds = time.monotonic() - started
+    assert result.returncode == 1
+    line = _one_error(result.stderr)
+    assert f"Nothing answered at api_url ({url}): connection refused 3 times" in line
+    # Two quick retries (0.5 s, then 1 s), then the line: seconds, not max_retry_seconds.
+    assert seconds < 10, f"took {seconds:.1f} s"
+
+
+# --------------------------------------------------------------------------- sandbox
+
+
+def test_the_sandbox_setting_says_it_is_only_a_label(tmp_path: Path) -> None:
+    about = run_cli("--about", "--format=json", tmp_path=tmp_path)
+    assert about.returncode == 0, about.stderr
+    description = json.loads(about.stdout)["settings"]["properties"]["sandbox"]["description"]
+    for phrase in ("A label, not a switch", "cannot be checked", "GET /auth/qonto-sandbox"):
+        assert phrase in description
+
+
+def test_sandbox_true_labels_the_rows_whatever_the_key_is(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # What the flag does not check, as the README says: a production key, labelled sandbox.
+    result = run_cli(config=tap_config(emulator, sandbox=True), tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = parse_messages(result.stdout).records("invoices")
+    assert len(records) == COUNTS["invoices"]
+    assert {record["target_system"] for record in records} == {"qonto-sandbox"}
+    assert set(emulator.truth("invoices", account="qonto")) == {r["id"] for r in records}
+
+
+# --------------------------------------------------------------------------- README
+
+
+def test_the_readme_check_finds_the_meltano_commands_it_runs() -> None:
+    own_project, repository = load_script("meltano_readme_check").readme_blocks()
+    assert "meltano config test tap-maesn-qonto" in own_project
+    assert any(
+        line.startswith("meltano config set tap-maesn-qonto api_key") for line in own_project
+    )
+    assert "meltano --environment=emulator config test tap-maesn-qonto" in repository
+    assert "meltano run tap-maesn-qonto target-jsonl" in repository
+    assert repository[0].startswith("python3 -m tap_maesn_qonto.emulator")
+    assert repository[-1] == "kill %1"

@@ -131,6 +131,7 @@ class MaesnStream(RESTStream[PageRequest]):
         self._previous_bookmark: str | None = None
         self._planned: dict[str, PageRequest] = {}  # account label -> its prefetched request
         self._first_sent: dict[str, float] = {}  # account label -> when that request left
+        self._whole_first: Page | None = None  # page 1 of the whole list, if already read
         self._warned: set[str] = set()
         self._last_progress = time.monotonic()
         self._where = threading.local()  # what the current thread is requesting, for messages
@@ -549,6 +550,7 @@ class MaesnStream(RESTStream[PageRequest]):
             self._first_sent.pop(label, None)
             return  # its state stays as it was; the run's verdict names it
         self._warned = set()
+        self._whole_first = None
         self._last_progress = time.monotonic()
         # The read began when its first request left, if that was fetched ahead.
         started = self._first_sent.pop(label, self._last_progress)
@@ -627,6 +629,7 @@ class MaesnStream(RESTStream[PageRequest]):
         else:
             emitted = set()
         full = self._full_read(fetch, start, emitted)
+        full.first_page, self._whole_first = self._whole_first, None
         self._reader = full
         yield from full.records()
         if not full.complete:
@@ -651,11 +654,13 @@ class MaesnStream(RESTStream[PageRequest]):
         window_pages = first.total_pages
         if workers == 1 or window_pages is None or window_pages < 2 * workers:
             return False
-        whole = self.fetch_page(context, PageRequest(page=1, limit=5, order_field=None))
-        if whole.total is None:
+        # The whole list's page 1 tells its size, and starts that read if it wins.
+        whole = self.fetch_page(context, self._whole_list())
+        if whole.total_pages is None:
             return False
-        whole_pages = math.ceil(whole.total / int(self.config["page_size"]))
-        return math.ceil(whole_pages / workers) < window_pages
+        faster = math.ceil(whole.total_pages / workers) < window_pages
+        self._whole_first = whole if faster else None
+        return faster
 
     def _set_bookmark(self, context: Context | None, value: str | None) -> None:
         state = self.get_context_state(context)

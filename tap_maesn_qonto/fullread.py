@@ -80,6 +80,8 @@ class FullRead:
     #: Ids already emitted by this run (e.g. before a fallback from a window read).
     emitted: set[str] = field(default_factory=set)
     on_page: Callable[[Page], None] | None = None
+    #: Page 1 of the list if the caller already read it (the backfill decision did).
+    first_page: Page | None = None
     # outcome
     complete: bool = False
     passes: int = 0
@@ -98,7 +100,11 @@ class FullRead:
             check = (
                 PassCheck(seen=self.emitted) if number == 1 and not self.emitted else PassCheck()
             )
-            first = self._first_page(Position.FIRST if number == 1 else Position.KNOWN)
+            first = (
+                self.first_page
+                if number == 1 and self.first_page is not None
+                else self._first_page(Position.FIRST if number == 1 else Position.KNOWN)
+            )
             # Probed after page 1, whose total it then already counts: a record created
             # in between is neither in the total nor counted as created by this pass.
             newest_created = self._newest_created()

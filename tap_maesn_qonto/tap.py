@@ -370,7 +370,24 @@ def main() -> None:
             logging.basicConfig(format="%(asctime)s | %(levelname)-8s | %(name)s | %(message)s")
         logger.debug("Traceback of the error below:", exc_info=True)
         logger.error("%s", exc)  # noqa: TRY400 - the traceback is for debug level only
+        _say_plainly_if_merged(str(exc))
         _exit(exc.exit_code)
+
+
+def _say_plainly_if_merged(message: str) -> None:
+    """Repeat the error as a plain sentence where a structured log line would be shown raw.
+
+    Under Meltano's structured logging the line above is a JSON record; ``meltano run``
+    parses it, but ``meltano config test`` merges the tap's stdout and stderr and prints
+    its last line as is. Only then (both on one pipe, JSON logging) is it said again.
+    """
+    try:
+        out, err = os.fstat(1), os.fstat(2)
+    except OSError:
+        return
+    same_pipe = stat.S_ISFIFO(err.st_mode) and (out.st_dev, out.st_ino) == (err.st_dev, err.st_ino)
+    if same_pipe and os.environ.get("SINGER_SDK_LOG_CONFIG"):
+        print(redaction.redact(message, ()), file=sys.stderr, flush=True)
 
 
 def _exit(code: int) -> t.NoReturn:

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import typing as t
@@ -296,3 +299,47 @@ def test_the_readme_check_finds_the_meltano_commands_it_runs() -> None:
     assert "meltano run tap-maesn-qonto target-jsonl" in repository
     assert repository[0].startswith("python3 -m tap_maesn_qonto.emulator")
     assert repository[-1] == "kill %1"
+
+
+def test_under_structured_logging_on_one_pipe_the_error_ends_as_a_plain_sentence(
+    tmp_path: Path,
+) -> None:
+    # What `meltano config test` shows: the tap's stdout and stderr merged, its last line raw.
+    log_config = tmp_path / "logging.yaml"
+    log_config.write_text(
+        "version: 1\n"
+        "formatters:\n"
+        "  structured:\n"
+        "    (): singer_sdk.logging.StructuredFormatter\n"
+        "handlers:\n"
+        "  console:\n"
+        "    class: logging.StreamHandler\n"
+        "    formatter: structured\n"
+        "    stream: ext://sys.stderr\n"
+        "root:\n"
+        "  level: INFO\n"
+        "  handlers: [console]\n"
+    )
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "api_key": "tenant-key-123",
+                "account_key": "acct-key-456",
+                "api_url": "http://127.0.0.1:9",
+            }
+        )
+    )
+    merged = subprocess.run(
+        [sys.executable, "-m", "tap_maesn_qonto", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
+        env={**os.environ, "SINGER_SDK_LOG_CONFIG": str(log_config)},
+        check=False,
+    )
+    assert merged.returncode == 1
+    lines = [line for line in merged.stdout.splitlines() if line.strip()]
+    assert lines[-1].startswith("Nothing answered at api_url"), lines[-3:]
+    assert json.loads(lines[-2])["message"].startswith("Nothing answered at api_url")

@@ -658,6 +658,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
     parser.add_argument("--profile", action="store_true", help="cProfile one in-process sync")
+    parser.add_argument("--records", type=int, nargs="+", help="data sizes (default: the full set)")
+    parser.add_argument("--latencies", type=float, nargs="+", help="latencies in ms")
     # Internal: the bare client whose wall time is the 0 ms limit (run as its own process).
     parser.add_argument(
         "--baseline-client", nargs=2, metavar=("URL", "PAGES"), help=argparse.SUPPRESS
@@ -673,6 +675,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes, latencies = (
         (QUICK_SIZES, QUICK_LATENCIES_MS) if args.quick else (FULL_SIZES, FULL_LATENCIES_MS)
     )
+    sizes, latencies = args.records or sizes, args.latencies or latencies
     started = time.monotonic()
     rows = run_benchmark(sizes, latencies)
     print_report(rows)

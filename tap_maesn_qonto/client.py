@@ -131,7 +131,7 @@ class MaesnStream(RESTStream[PageRequest]):
         self._previous_bookmark: str | None = None
         self._planned: dict[str, PageRequest] = {}  # account label -> its prefetched request
         self._first_sent: dict[str, float] = {}  # account label -> when that request left
-        self._whole_first: Page | None = None  # page 1 of the whole list, if already read
+        self._whole_first: Page | None = None  # the whole list's probe, if already sent
         self._warned: set[str] = set()
         self._last_progress = time.monotonic()
         self._where = threading.local()  # what the current thread is requesting, for messages
@@ -468,7 +468,7 @@ class MaesnStream(RESTStream[PageRequest]):
         if start is not None:
             request = WindowRead.first_request(start, int(self.config["page_size"]))
         else:
-            request = self._whole_list().at(1, Position.FIRST)
+            request = FullRead.probe_request(Position.FIRST)
         label = self.account(context).label
         self._planned[label] = request
 
@@ -629,7 +629,7 @@ class MaesnStream(RESTStream[PageRequest]):
         else:
             emitted = set()
         full = self._full_read(fetch, start, emitted)
-        full.first_page, self._whole_first = self._whole_first, None
+        full.first_probe, self._whole_first = self._whole_first, None
         self._reader = full
         yield from full.records()
         if not full.complete:
@@ -654,12 +654,13 @@ class MaesnStream(RESTStream[PageRequest]):
         window_pages = first.total_pages
         if workers == 1 or window_pages is None or window_pages < 2 * workers:
             return False
-        # The whole list's page 1 tells its size, and starts that read if it wins.
-        whole = self.fetch_page(context, self._whole_list())
-        if whole.total_pages is None:
+        # The whole list's createdDate probe tells its size, and anchors that read if it wins.
+        probe = self.fetch_page(context, FullRead.probe_request())
+        if probe.total is None:
             return False
-        faster = math.ceil(whole.total_pages / workers) < window_pages
-        self._whole_first = whole if faster else None
+        whole_pages = math.ceil(probe.total / int(self.config["page_size"]))
+        faster = math.ceil(whole_pages / workers) < window_pages
+        self._whole_first = probe if faster else None
         return faster
 
     def _set_bookmark(self, context: Context | None, value: str | None) -> None:

@@ -8,7 +8,7 @@ records onto pages already read, where they would be missed.
 
 Every pass is checked against values the server returns, never this machine's
 clock: the newest ``createdDate`` right after the pass's first page (one small
-probe request) tells which records were created during it, and ``first total + created - last total >
+probe request, sent before page 1) tells which records were created during it, and ``first total + created - last total >
 0`` means something left the list. An id seen twice, or fewer distinct ids than
 the last total, mean the same. Such a pass is read again (at most
 ``MAX_PASSES``), emitting only ids not yet emitted; if the last pass still cannot
@@ -80,8 +80,9 @@ class FullRead:
     #: Ids already emitted by this run (e.g. before a fallback from a window read).
     emitted: set[str] = field(default_factory=set)
     on_page: Callable[[Page], None] | None = None
-    #: Page 1 of the list if the caller already read it (the backfill decision did).
-    first_page: Page | None = None
+    #: The first pass's createdDate probe, if the caller already sent it (prefetch, or
+    #: the backfill decision).
+    first_probe: Page | None = None
     # outcome
     complete: bool = False
     passes: int = 0
@@ -100,14 +101,14 @@ class FullRead:
             check = (
                 PassCheck(seen=self.emitted) if number == 1 and not self.emitted else PassCheck()
             )
-            first = (
-                self.first_page
-                if number == 1 and self.first_page is not None
-                else self._first_page(Position.FIRST if number == 1 else Position.KNOWN)
+            # Probed before page 1: every record created after the probe is counted as
+            # created, so a creation can never hide a deletion (at worst one created in
+            # between makes the pass look unsound, and it is read again).
+            newest_created = self._newest_created(
+                Position.FIRST if number == 1 else Position.KNOWN,
+                self.first_probe if number == 1 else None,
             )
-            # Probed after page 1, whose total it then already counts: a record created
-            # in between is neither in the total nor counted as created by this pass.
-            newest_created = self._newest_created()
+            first = self.fetch(self.query.at(1, Position.KNOWN))
             for page in pages_in_order(
                 self.fetch,
                 first,
@@ -135,26 +136,32 @@ class FullRead:
                 "this window again, and the run ends with exit code 3."
             )
 
-    def _first_page(self, position: Position) -> Page:
-        """Page 1; a target system that rejects ordering (400) is read in its own order."""
+    @staticmethod
+    def probe_request(position: Position = Position.KNOWN) -> PageRequest:
+        """The newest records by createdDate: a pass's anchor, and its list's total."""
+        return PageRequest(
+            page=1, limit=5, order_field="createdDate", descending=True, position=position
+        )
+
+    def _newest_created(self, position: Position, answered: Page | None) -> str | None:
+        """The newest createdDate now: records created later are this pass's creations.
+
+        The first probe is the read's first request: a target system that rejects
+        ordering (400) is then read in its own order, with no probe.
+        """
+        if self.query.order_field is None:
+            return None
         try:
-            return self.fetch(self.query.at(1, position))
+            page = answered or self.fetch(self.probe_request(position))
         except ClientError as exc:
-            if exc.status != 400 or position is not Position.FIRST or not self.query.order_field:
+            if exc.status != 400 or position is not Position.FIRST:
                 raise
             self.warn(
                 f"the target system rejected ordering by createdDate ({exc.message}); "
                 "reading the list in its own order."
             )
             self.query = replace(self.query, order_field=None)
-            return self.fetch(self.query.at(1, position))
-
-    def _newest_created(self) -> str | None:
-        """The newest createdDate now: records created later are this pass's creations."""
-        if self.query.order_field is None:
             return None
-        probe = PageRequest(page=1, limit=5, order_field="createdDate", descending=True)
-        page = self.fetch(probe)
         values = [value for record in page.records if (value := self.created_of(record))]
         return max(values, default=None)
 

@@ -85,6 +85,7 @@ class WindowRead:
     _start_text: str = field(init=False)
     _emitted: dict[str, str] = field(default_factory=dict)  # id -> updatedDate, pruned
     _emitted_undated: set[str] = field(default_factory=set)  # ids without updatedDate
+    _emitted_ever: set[str] = field(default_factory=set)  # every dated id (not pruned)
     _first_request: bool = True
     _newest: str | None = None
 
@@ -95,7 +96,7 @@ class WindowRead:
     @property
     def emitted_ids(self) -> set[str]:
         """Ids emitted so far (for a fallback read not to emit them twice)."""
-        return set(self._emitted) | self._emitted_undated
+        return self._emitted_ever | self._emitted_undated
 
     def records(self) -> Iterator[dict]:
         """Every record updated at or after ``start``, in updatedDate order.
@@ -293,6 +294,7 @@ class WindowRead:
             if self._emitted.get(record_id) == key:
                 continue
             self._emitted[record_id] = key
+            self._emitted_ever.add(record_id)
             if self.max_key is None or key > self.max_key:
                 self.max_key = key
             yield record

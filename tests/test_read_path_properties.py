@@ -1,0 +1,743 @@
+"""Property-based test of the read path: two real runs against a changing emulator.
+
+Hypothesis draws a scenario (sizes, where the window starts, what users change while
+run 1 pages, which transient faults hit it, what changes between the runs); the real
+tap runs in this process over loopback HTTP against a real :class:`Emulator`, twice:
+run 1 with the changes going on, then run 2, resumed from run 1's final state, with
+nothing changing. A *version* is ``(id, updatedDate)``, updatedDate in the tap's
+normalized form (``None`` for a record served without one). Per stream:
+
+1. Coverage: every live record's current version at the end, inside run 1's window
+   (updatedDate at or after run 1's start, or none), was emitted by run 1 or run 2.
+2. Nothing invented: every emitted id is live or deleted; every version run 1 emitted
+   existed before it or was stamped by a change made during it, and is never newer
+   than the record's version right after run 1; every record run 2 emitted (nothing
+   changing then) is the record's current version, fields included.
+3. No version is emitted twice within one run.
+4. Across runs the bookmark never moves backwards: run 2's final bookmark exists if
+   run 1's did and is not older. Only FINAL states are compared, never consecutive
+   STATE messages of one run: ``check_sorted = False`` in client.py lets a record
+   committed late (older updatedDate than one already emitted) step the in-run value
+   back, by design and never past data.
+5. The bookmark's promise: every dated version inside run 1's window and older than
+   run 1's final bookmark that existed right after run 1 was emitted by run 1.
+6. A busy account still moves: with changes all through run 1 and a window start
+   (start_date or a state bookmark), run 1 ends with exit status OK and its bookmark
+   follows what it read: a window read's bookmark is exactly the newest value it
+   emitted (or the one it started from), a whole-list read's at least the newest
+   version it emitted that is still current minus the run's duration, so a run that
+   emitted a change made during it leaves a bookmark later than its start.
+
+Exit 3 (:class:`IncompleteSyncError`) is accepted only where the design promises it
+(window.py, fullread.py), and checked against what the design promises then:
+
+* a whole-list read that kept seeing records leave the list: only with deletions
+  during run 1; its bookmark stays the one it started from (absent if none);
+* a group sharing one updatedDate second that kept shifting while paged: only with
+  changes that move records within a query ordered by updatedDate (updates,
+  deletions, or creations where records without updatedDate, which sort first, can
+  be created); the bookmark is held at the value the warning names, "before the
+  group" (window.py), or at the bookmark the run started from if that is later
+  (client.py: a held bookmark never falls below the previous one).
+
+Property 5 is not asserted for a run that kept the bookmark it started from: that
+bookmark is an earlier run's promise (here a made-up state), not this run's. Property
+6's "exit OK" excludes exactly the two holds above, where their cause was present;
+whatever ends run 1 is checked against properties 1-4, and run 2 must end OK.
+
+How each stream was read is taken from the tap's own summary line ("incremental from"
+or "whole list"), and whether a window read paged a group from the requests the
+emulator served (page > 1 of a query ordered by updatedDate): a window start may
+legitimately become a whole-list read (records without updatedDate filling a page, or
+a backfill the tap finds quicker to read whole). Retries wait milliseconds, not half
+seconds (``retries.RETRY_BASE_SECONDS`` is patched; 429s carry ``Retry-After: 0``).
+
+Three tap bugs this test found; two are fixed and pinned by regression tests at the
+end of this file (a creation hiding a deletion from a whole-list pass: the createdDate
+probe now precedes page 1; a fallback from a window to the whole list re-emitting what
+the window had emitted: the window now remembers every id it emitted).
+
+EXCLUDED, loudly, one known bug, pinned by a strict xfail at the end of this file:
+
+* Properties 1 and 5 are NOT asserted for a stream whose run-1 window read paged a
+  group (page > 1) while records were updated or deleted (window.py ends a group's
+  check on a pass that found nothing new, but records that shift during that very pass
+  can be missed by it; an edit made during the pass is not even counted, being newer
+  than what was emitted before it; either way the bookmark then moves past the missed
+  version: test_a_group_read_loses_an_edit_a_deletion_shifted_past_it). With this
+  exclusion, the property test cannot tell whether the group check works at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import math
+import re
+import time
+import typing as t
+from collections import Counter
+from dataclasses import dataclass, field
+from unittest import mock
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from tap_maesn_qonto import retries
+from tap_maesn_qonto.emulator import Emulator
+from tap_maesn_qonto.errors import IncompleteSyncError
+from tap_maesn_qonto.tap import TapMaesnQonto
+from tap_maesn_qonto.timestamps import format_timestamp, normalize_timestamp
+from tests.helpers import STREAM_RESOURCES, CollectingWriter, SyncResult, tap_config
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
+Version = tuple[str, str | None]
+Versions = dict[str, str | None]  # id -> normalized updatedDate
+
+RESOURCES = tuple(STREAM_RESOURCES.values())
+PAGE_SIZES = (5, 10, 20)
+CONCURRENCIES = (1, 2, 4)
+LOOKBACKS = (0, 600)
+NULL_UPDATED_FRACTIONS = (0.0, 0.0, 0.1, 0.25)
+DATA_FIRST = dt.datetime(2024, 1, 1)  # the emulator's seeded range (naive, for hypothesis)
+DATA_LAST = dt.datetime(2026, 11, 1)
+ANY_PAGE_FAULTS = ("429", "500", "reset", "truncated")
+LATER_PAGE_FAULTS = ("404", "422")  # fatal on a stream's first request; transient after
+FAST_RETRY_BASE_SECONDS = 0.01
+TAP_LOGGER = "tap-maesn-qonto"
+_HELD_AT = re.compile(r"the bookmark is held at (\S+), so the next run")
+_WHOLE_LIST_HELD = "the bookmark stays where it was"
+_INCOMPLETE = re.compile(r"Records may be missing from ([a-z_, ]+): ")
+_SUMMARY = re.compile(r"^(\w+): sync summary: .*\((incremental from|whole list)")
+
+
+# --------------------------------------------------------------------------- the scenario
+
+
+@dataclass(frozen=True)
+class WindowStart:
+    """Where run 1 starts: a whole-list read, a start_date, or a state bookmark."""
+
+    kind: t.Literal["whole list", "start_date", "bookmark"]
+    at: dt.datetime | None = None
+
+    @property
+    def text(self) -> str | None:
+        return None if self.at is None else format_timestamp(self.at)
+
+
+@dataclass(frozen=True)
+class Changes:
+    """Users' edits: a batch after every ``every_requests`` successful list requests."""
+
+    every_requests: int = 0  # 0: nothing changes while run 1 pages
+    update: int = 0
+    create: int = 0
+    delete: int = 0
+
+    @property
+    def any(self) -> bool:
+        return self.every_requests > 0 and self.update + self.create + self.delete > 0
+
+    @property
+    def deletes(self) -> bool:
+        return self.every_requests > 0 and self.delete > 0
+
+    @property
+    def moves_records(self) -> bool:
+        """Updates and deletions move records within a query ordered by updatedDate."""
+        return self.every_requests > 0 and self.update + self.delete > 0
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A scripted transient fault, ``Emulator.fail_next(kind, count, resource, page)``."""
+
+    kind: str
+    count: int
+    resource: str | None
+    page: int | None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    seed: int
+    records: int  # per resource
+    page_size: int
+    max_concurrency: int
+    lookback_window: int
+    tie_group_size: int
+    null_updated_date_fraction: float
+    start: WindowStart
+    during_run_1: Changes
+    faults: tuple[Fault, ...]
+    between_runs: Changes
+
+    @property
+    def a_group_can_shift(self) -> bool:
+        """Records move within an updatedDate query: updated, deleted, or created
+        without updatedDate (those sort first, ahead of every group)."""
+        during = self.during_run_1
+        undated_creations = during.create > 0 and self.null_updated_date_fraction > 0
+        return during.moves_records or (during.every_requests > 0 and undated_creations)
+
+
+def window_starts() -> st.SearchStrategy[WindowStart]:
+    instants = st.datetimes(min_value=DATA_FIRST, max_value=DATA_LAST, timezones=st.just(dt.UTC))
+    return st.one_of(
+        st.just(WindowStart("whole list")),
+        instants.map(lambda at: WindowStart("start_date", at)),
+        instants.map(lambda at: WindowStart("bookmark", at)),
+    )
+
+
+def edits(every_requests: st.SearchStrategy[int]) -> st.SearchStrategy[Changes]:
+    return st.builds(
+        Changes,
+        every_requests=every_requests,
+        update=st.integers(0, 3),  # old records too: the update stamps updatedDate = now
+        create=st.integers(0, 2),
+        delete=st.integers(0, 2),
+    )
+
+
+@st.composite
+def transient_faults(draw: st.DrawFn, records: int, page_size: int) -> tuple[Fault, ...]:
+    """Faults the tap must ride out: at most two, 404/422 only on a page > 1 with data.
+
+    The 4xx of one scenario never add up to more than the tap retries a mid-stream
+    4xx (CLIENT_ERROR_RETRIES), since two of them may hit the same request.
+    """
+    pages = max(1, math.ceil(records / page_size))
+    client_error_budget = retries.CLIENT_ERROR_RETRIES
+    faults = []
+    for _ in range(draw(st.integers(0, 2))):
+        later_pages = LATER_PAGE_FAULTS if pages >= 2 and client_error_budget else ()
+        kind = draw(st.sampled_from(ANY_PAGE_FAULTS + later_pages))
+        if kind in LATER_PAGE_FAULTS:
+            count = draw(st.integers(1, min(2, client_error_budget)))
+            client_error_budget -= count
+            page: int | None = draw(st.integers(2, pages))
+        else:
+            count = draw(st.integers(1, 2))
+            page = draw(st.none() | st.integers(1, pages))
+        faults.append(Fault(kind, count, draw(st.none() | st.sampled_from(RESOURCES)), page))
+    return tuple(faults)
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> Scenario:
+    records = draw(st.integers(8, 40))
+    page_size = draw(st.sampled_from(PAGE_SIZES))
+    return Scenario(
+        seed=draw(st.integers(0, 2**16)),
+        records=records,
+        page_size=page_size,
+        max_concurrency=draw(st.sampled_from(CONCURRENCIES)),
+        lookback_window=draw(st.sampled_from(LOOKBACKS)),
+        tie_group_size=draw(st.just(0) | st.integers(2, records)),
+        null_updated_date_fraction=draw(st.sampled_from(NULL_UPDATED_FRACTIONS)),
+        start=draw(window_starts()),
+        during_run_1=draw(edits(every_requests=st.sampled_from((0, 1, 1, 2, 3)))),
+        faults=draw(transient_faults(records, page_size)),
+        between_runs=draw(edits(every_requests=st.just(1))),  # one Emulator.mutate each
+    )
+
+
+# --------------------------------------------------------------------------- running
+
+
+class RecordingEmulator(Emulator):
+    """The emulator, keeping the query of every list request it answers."""
+
+    def __init__(self, **settings: t.Any) -> None:
+        super().__init__(**settings)
+        self.list_queries: list[tuple[str, dict[str, str]]] = []
+
+    def handle(self, request: t.Any) -> t.Any:
+        if request.path.startswith("/accounting/"):
+            self.list_queries.append((request.path.split("/")[2], dict(request.query)))
+        return super().handle(request)
+
+
+@dataclass
+class Run:
+    """One run's messages, how it ended, what the tap logged and what it asked, per stream."""
+
+    result: SyncResult
+    incomplete: set[str]  # the streams IncompleteSyncError names
+    logged: dict[str, list[str]]
+    seconds: float
+    queries: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+
+    def bookmark(self, stream: str) -> str | None:
+        partitions = self.result.final_state["bookmarks"][stream]["partitions"]
+        assert len(partitions) == 1, partitions
+        return partitions[0].get("replication_key_value")
+
+    def versions(self, stream: str) -> list[Version]:
+        return [(r["id"], r["updatedDate"]) for r in self.result.records(stream)]
+
+    def read_kind(self, stream: str) -> str:
+        """The summary line's "incremental from" or "whole list": how it was read."""
+        kinds = [m.group(2) for line in self.logged[stream] if (m := _SUMMARY.match(line))]
+        assert len(kinds) == 1, f"{stream}: no single summary line: {self.logged[stream]}"
+        return kinds[0]
+
+    def paged_a_group(self, stream: str) -> bool:
+        """A window query was read past page 1: a group sharing one second (window.py)."""
+        return any(
+            resource == STREAM_RESOURCES[stream]
+            and query.get("orderField") == "updatedDate"
+            and query.get("orderDir") == "ASC"
+            and query.get("page", "1") != "1"
+            for resource, query in self.queries
+        )
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def run_tap(config: dict[str, t.Any], state: dict | None) -> Run:
+    """As ``tests.helpers.sync``, but an IncompleteSyncError is kept (it names streams).
+
+    Any other exception propagates and fails the test. The tap's INFO lines are
+    collected (its logger is set to INFO for the run) for the summary lines.
+    """
+    writer = CollectingWriter()
+    collect = _Collect()
+    logger = logging.getLogger(TAP_LOGGER)
+    level = logger.level
+    logger.addHandler(collect)
+    logger.setLevel(logging.INFO)
+    incomplete: set[str] = set()
+    started = time.monotonic()
+    try:
+        TapMaesnQonto(config=config, state=state, message_writer=writer).sync_all()
+    except IncompleteSyncError as exc:
+        names = _INCOMPLETE.match(str(exc))
+        if names is None:
+            pytest.fail(f"IncompleteSyncError names no streams: {exc}")
+        incomplete = {name.strip() for name in names.group(1).split(",")}
+    finally:
+        logger.setLevel(level)
+        logger.removeHandler(collect)
+    seconds = time.monotonic() - started
+    logged = {s: [m for m in collect.lines if m.startswith(f"{s}: ")] for s in STREAM_RESOURCES}
+    return Run(SyncResult(writer.messages), incomplete, logged, seconds)
+
+
+def recorded_run(emulator: RecordingEmulator, config: dict, state: dict | None) -> Run:
+    """``run_tap``, with the list requests the emulator answered during the run."""
+    first = len(emulator.list_queries)
+    run = run_tap(config, state)
+    run.queries = emulator.list_queries[first:]
+    return run
+
+
+def fast_retries() -> contextlib.AbstractContextManager[t.Any]:
+    """Backoff steps of milliseconds instead of half a second: the same retries, quicker."""
+    return mock.patch.object(retries, "RETRY_BASE_SECONDS", FAST_RETRY_BASE_SECONDS)
+
+
+def _utc(value: str | None) -> str | None:
+    return None if value is None else normalize_timestamp(value)
+
+
+def _versions(emulator: Emulator) -> dict[str, Versions]:
+    return {
+        stream: {i: _utc(r["updatedDate"]) for i, r in emulator.truth(resource).items()}
+        for stream, resource in STREAM_RESOURCES.items()
+    }
+
+
+def _in_window(updated: str | None, start: str | None) -> bool:
+    return updated is None or start is None or updated >= start
+
+
+def _fell_back(run: Run, stream: str) -> bool:
+    """The stream's window read fell back to a whole-list read (the tap warns so)."""
+    return any("reading the whole list this run" in line for line in run.logged[stream])
+
+
+def _state_at(value: str) -> dict[str, t.Any]:
+    """A state with ``value`` as every stream's bookmark (one dict each, as from JSON)."""
+    return {
+        "bookmarks": {
+            stream: {
+                "partitions": [
+                    {
+                        "context": {"account_label": "default"},
+                        "replication_key": "updatedDate",
+                        "replication_key_value": value,
+                    }
+                ]
+            }
+            for stream in STREAM_RESOURCES
+        }
+    }
+
+
+@dataclass
+class Observed:
+    """Everything a scenario produced, for the properties."""
+
+    run_1_start: str | None  # updatedDate from which run 1 reads (None: everything)
+    before: dict[str, Versions]  # truth before run 1
+    after_1: dict[str, Versions]  # truth right after run 1
+    end: dict[str, dict[str, dict[str, t.Any]]]  # truth at the end (records)
+    deleted: dict[str, set[str]]
+    run_1: Run
+    run_2: Run
+
+
+def observe(scenario: Scenario) -> Observed:
+    counts = dict.fromkeys(RESOURCES, scenario.records)
+    with (
+        fast_retries(),
+        RecordingEmulator(
+            seed=scenario.seed,
+            counts=counts,
+            tie_group_size=scenario.tie_group_size,
+            null_updated_date_fraction=scenario.null_updated_date_fraction,
+            retry_after=0,  # 429s are retried at once
+        ) as emulator,
+    ):
+        config = tap_config(
+            emulator,
+            page_size=scenario.page_size,
+            max_concurrency=scenario.max_concurrency,
+            lookback_window=scenario.lookback_window,
+        )
+        start, state = scenario.start, None
+        run_1_start = start.text
+        del config["start_date"]
+        if start.kind == "start_date":
+            config["start_date"] = start.text
+        elif start.kind == "bookmark":
+            assert start.at is not None
+            state = _state_at(format_timestamp(start.at))
+            run_1_start = format_timestamp(
+                start.at - dt.timedelta(seconds=scenario.lookback_window)
+            )
+        before = _versions(emulator)
+
+        for fault in scenario.faults:
+            emulator.fail_next(fault.kind, fault.count, resource=fault.resource, page=fault.page)
+        during = scenario.during_run_1
+        emulator.configure(
+            mutate_every_requests=during.every_requests,
+            mutations_per_batch={
+                "update": during.update,
+                "create": during.create,
+                "delete": during.delete,
+            },
+        )
+        run_1 = recorded_run(emulator, config, state)
+        emulator.configure(mutate_every_requests=0)
+        after_1 = _versions(emulator)
+
+        between = scenario.between_runs
+        for resource in RESOURCES:
+            emulator.mutate(
+                resource, update=between.update, create=between.create, delete=between.delete
+            )
+        run_2 = recorded_run(emulator, config, run_1.result.final_state)
+        end = {stream: emulator.truth(resource) for stream, resource in STREAM_RESOURCES.items()}
+        deleted = {s: emulator.deleted_ids(r) for s, r in STREAM_RESOURCES.items()}
+    return Observed(run_1_start, before, after_1, end, deleted, run_1, run_2)
+
+
+# --------------------------------------------------------------------------- the property
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(scenario=scenarios())
+def test_two_runs_over_a_changing_account_lose_invent_and_repeat_nothing(
+    scenario: Scenario,
+) -> None:
+    check(scenario)
+
+
+def check(scenario: Scenario) -> None:
+    """Run the scenario and assert every property for every stream."""
+    seen = observe(scenario)
+    event(f"start: {scenario.start.kind}; changes during run 1: {scenario.during_run_1.any}")
+    event(f"run 1 exit 3: {bool(seen.run_1.incomplete)}")
+    assert not seen.run_2.incomplete, (
+        f"run 2 (nothing changing) ended with exit 3: {seen.run_2.logged}"
+    )
+    for stream in STREAM_RESOURCES:
+        one = StreamSeen(scenario, seen, stream)
+        event(f"run 1 read: {seen.run_1.read_kind(stream)}")
+        lossy = one.known_loss()  # a known bug may have lost records: module docstring
+        event(f"properties 1 and 5 excluded (known bug): {lossy}")
+        if not lossy:
+            one.both_runs_cover_the_truth_at_the_end()
+        one.nothing_is_invented()
+        one.no_version_is_emitted_twice_in_a_run()
+        one.the_final_bookmark_never_moves_back()
+        held_whole_list = one.exit_3_only_as_designed()
+        if not lossy and not one.kept_the_bookmark_it_started_from():
+            one.every_version_older_than_the_bookmark_was_emitted()
+        if scenario.during_run_1.any and scenario.start.kind != "whole list":
+            one.the_bookmark_moves_on_a_busy_account(held_whole_list)
+
+
+@dataclass
+class StreamSeen:
+    """One stream of an observed scenario, with one method per property."""
+
+    scenario: Scenario
+    seen: Observed
+    stream: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.stream} in {self.scenario}"
+
+    @property
+    def emitted_1(self) -> list[Version]:
+        return self.seen.run_1.versions(self.stream)
+
+    @property
+    def emitted_2(self) -> list[Version]:
+        return self.seen.run_2.versions(self.stream)
+
+    @property
+    def mark_1(self) -> str | None:
+        return self.seen.run_1.bookmark(self.stream)
+
+    @property
+    def previous(self) -> str | None:
+        """The bookmark run 1 started from."""
+        start = self.scenario.start
+        return start.text if start.kind == "bookmark" else None
+
+    @property
+    def newest_before(self) -> str:
+        return max(filter(None, self.seen.before[self.stream].values()), default="")
+
+    def known_loss(self) -> str | None:
+        """Which known record-losing bug (module docstring) run 1 may have hit, if any."""
+        run_1, during = self.seen.run_1, self.scenario.during_run_1
+        if run_1.paged_a_group(self.stream) and during.moves_records:
+            return "records moved while a group was checked"
+        return None
+
+    def kept_the_bookmark_it_started_from(self) -> bool:
+        """Run 1 held its bookmark where it started (exit 3): an earlier run's promise."""
+        return self.stream in self.seen.run_1.incomplete and self.mark_1 == self.previous
+
+    def both_runs_cover_the_truth_at_the_end(self) -> None:
+        """1. Every current version inside run 1's window was emitted by a run."""
+        end = self.seen.end[self.stream]
+        expected = {
+            (i, u)
+            for i, record in end.items()
+            if _in_window(u := _utc(record["updatedDate"]), self.seen.run_1_start)
+        }
+        missing = expected - set(self.emitted_1) - set(self.emitted_2)
+        assert not missing, f"{self.where}: versions never emitted: {sorted(missing)[:5]}"
+
+    def nothing_is_invented(self) -> None:
+        """2. Only records that existed, in versions that existed."""
+        end, before = self.seen.end[self.stream], self.seen.before[self.stream]
+        after_1 = self.seen.after_1[self.stream]
+        ids = {i for i, _ in self.emitted_1 + self.emitted_2}
+        invented = ids - set(end) - self.seen.deleted[self.stream]
+        assert not invented, f"{self.where}: ids that never existed: {sorted(invented)[:5]}"
+        for record_id, updated in self.emitted_1:
+            if updated is None or before.get(record_id, "absent") == updated:
+                continue  # a version from before run 1
+            # Otherwise a change made during run 1 stamped it: newer than all seeded data,
+            # and no newer than the record's version once run 1 was over.
+            assert updated > self.newest_before, f"{self.where}: no {record_id}@{updated}"
+            current = after_1.get(record_id)
+            assert current is None or updated <= current, (self.where, record_id, current)
+        for record in self.seen.run_2.result.records(self.stream):  # nothing changed then
+            source = end.get(record["id"])
+            assert source is not None, f"{self.where}: run 2 emitted deleted {record['id']}"
+            for name in ("updatedDate", "createdDate"):
+                assert record[name] == _utc(source[name]), (self.where, record["id"], name)
+            assert record["status"] == source["status"], (self.where, record["id"])
+
+    def no_version_is_emitted_twice_in_a_run(self) -> None:
+        """3. Once per run, a fallback from a window to the whole list included."""
+        for number, run in ((1, self.seen.run_1), (2, self.seen.run_2)):
+            counts = Counter(run.versions(self.stream))
+            repeated = [v for v, n in counts.items() if n > 1]
+            assert not repeated, f"{self.where}: run {number} repeated {repeated[:5]}"
+
+    def the_final_bookmark_never_moves_back(self) -> None:
+        """4. Final states only: in a run, check_sorted = False lets the value step back."""
+        mark_1, mark_2 = self.mark_1, self.seen.run_2.bookmark(self.stream)
+        if mark_1 is not None:
+            assert mark_2 is not None, f"{self.where}: run 2 dropped the bookmark {mark_1}"
+            assert mark_2 >= mark_1, f"{self.where}: bookmark went back {mark_1} -> {mark_2}"
+
+    def exit_3_only_as_designed(self) -> bool:
+        """Exit 3 only for a cause the design names, with the bookmark it promises then.
+
+        Returns whether run 1's whole-list read held the bookmark it started from.
+        """
+        run_1, during = self.seen.run_1, self.scenario.during_run_1
+        if self.stream not in run_1.incomplete:
+            return False
+        logged = run_1.logged[self.stream]
+        if any(_WHOLE_LIST_HELD in line for line in logged):
+            # A deletion, or a creation between the createdDate probe and page 1: the pass
+            # cannot tell that one from a deletion balanced by a creation, so it holds.
+            assert during.deletes or during.create, f"{self.where}: a whole-list read held"
+            assert self.mark_1 == self.previous, f"{self.where}: held at {self.mark_1}"
+            return True
+        holds = [m.group(1) for line in logged if (m := _HELD_AT.search(line))]
+        assert holds, f"{self.where}: exit 3 without a hold the design names: {logged}"
+        assert self.scenario.a_group_can_shift, f"{self.where}: a group held, nothing moved"
+        held = max(filter(None, (self.previous, holds[-1])))
+        assert self.mark_1 == held, f"{self.where}: held at {held}, not {self.mark_1}"
+        return False
+
+    def every_version_older_than_the_bookmark_was_emitted(self) -> None:
+        """5. The bookmark's promise, against the truth right after run 1."""
+        mark_1 = self.mark_1
+        if mark_1 is None:
+            return
+        older = {
+            (i, u)
+            for i, u in self.seen.after_1[self.stream].items()
+            if u is not None and _in_window(u, self.seen.run_1_start) and u < mark_1
+        }
+        unread = older - set(self.emitted_1)
+        assert not unread, f"{self.where}: older than {mark_1}, unread: {sorted(unread)[:5]}"
+
+    def the_bookmark_moves_on_a_busy_account(self, held_whole_list: bool) -> None:
+        """6. Changes all through run 1, a window start: exit OK, the bookmark follows."""
+        run_1, during = self.seen.run_1, self.scenario.during_run_1
+        mark_1 = self.mark_1
+        if self.stream in run_1.incomplete:  # only the two holds the design describes
+            allowed = during.deletes if held_whole_list else self.scenario.a_group_can_shift
+            assert allowed, f"{self.where}: exit 3 on a busy account: {run_1.logged}"
+            return
+        dated = [u for _, u in self.emitted_1 if u is not None]
+        if run_1.read_kind(self.stream) == "incremental from":
+            newest = max(filter(None, [self.previous, *dated]), default=None)
+            assert mark_1 == newest, f"{self.where}: bookmark {mark_1}, newest read {newest}"
+        else:  # the newest updatedDate seen minus the time the read took (client.py)
+            after_1 = self.seen.after_1[self.stream]
+            current = [u for i, u in self.emitted_1 if u is not None and after_1.get(i) == u]
+            if current:
+                took = dt.timedelta(seconds=math.ceil(run_1.seconds))
+                floor = format_timestamp(dt.datetime.fromisoformat(max(current)) - took)
+                assert mark_1 is not None, f"{self.where}: no bookmark after a whole list"
+                assert mark_1 >= floor, f"{self.where}: bookmark {mark_1} before {floor}"
+        if any(u > self.newest_before for u in dated):  # it read a change made during it
+            assert mark_1 is not None, f"{self.where}: read changes, left no bookmark"
+            assert mark_1 > (self.scenario.start.text or ""), f"{self.where}: did not move"
+
+
+# --------------------------------------------------------------------------- known bugs
+#
+# Each scenario below reproduces what the property test found, reduced to one stream
+# (the emulator answers 404 for the other two, so they are skipped and make no requests
+# that would change the order of the emulator's seeded changes), read sequentially.
+
+
+@contextlib.contextmanager
+def one_stream(
+    seed: int, records: int, **knobs: t.Any
+) -> Iterator[tuple[RecordingEmulator, dict[str, t.Any]]]:
+    """An emulator serving invoices only, and a tap config for it."""
+    with (
+        fast_retries(),
+        RecordingEmulator(
+            seed=seed,
+            counts={"invoices": records, "bills": 0, "bookingProposals": 0},
+            unsupported=["bills", "bookingProposals"],
+            **knobs,
+        ) as emulator,
+    ):
+        yield emulator, tap_config(emulator, page_size=5, max_concurrency=1)
+
+
+def _changing(emulator: Emulator, *, update: int = 0, create: int = 0, delete: int = 0) -> None:
+    batch = {"update": update, "create": create, "delete": delete}
+    emulator.configure(mutate_every_requests=1, mutations_per_batch=batch)
+
+
+def test_a_creation_cannot_hide_a_deletion_from_a_whole_list_pass() -> None:
+    # 23 invoices in pages of 20, two creations and one deletion after every request:
+    # page 1, (+2 -1), the probe, (+2 -1), page 2. Page 2's total counts all four
+    # creations, the pass only the last two: 23 + 2 - 25 = 0 left the list, yet two did.
+    with one_stream(seed=1, records=23) as (emulator, config):
+        config["page_size"] = 20
+        del config["start_date"]  # a first run: the whole list
+        before = _versions(emulator)["invoices"]
+        _changing(emulator, create=2, delete=1)
+        run = run_tap(config, None)
+        emulator.configure(mutate_every_requests=0)
+        after = _versions(emulator)["invoices"]
+    assert run.read_kind("invoices") == "whole list"
+    lost = sorted((set(before) & set(after)) - set(run.result.ids("invoices")))
+    if run.incomplete:  # it saw the drift: nothing promised, the bookmark did not move
+        assert run.bookmark("invoices") is None
+    else:  # it ended OK, so every record that existed all through it was read
+        assert not lost, f"never emitted, the bookmark {run.bookmark('invoices')} past them"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason=(
+        "window.py: _verify_group ends on a pass that found nothing new, but records "
+        "can shift across a page boundary during that very pass, and it counts as found "
+        "only records no newer than max_key at the pass's start ('newer ones are edits "
+        "made since, not misses'): here an edit made during the pass is shifted by a "
+        "deletion onto a page the pass has read, missed and not counted; a newer record "
+        "on a later page becomes max_key and the bookmark moves past the missed edit"
+    ),
+)
+def test_a_group_read_loses_an_edit_a_deletion_shifted_past_it() -> None:
+    # 20 invoices, 15 of them sharing one second (a bulk import), read in pages of 5
+    # from 2020 while one record is updated and one deleted after every request.
+    with one_stream(seed=1, records=20, tie_group_size=15) as (emulator, config):
+        _changing(emulator, update=1, delete=1)
+        run = recorded_run(emulator, config, None)
+        emulator.configure(mutate_every_requests=0)
+        after = _versions(emulator)["invoices"]
+    assert run.read_kind("invoices") == "incremental from"
+    assert run.paged_a_group("invoices")
+    assert not run.incomplete, "the group check saw the shift (exit 3): fixed?"
+    mark = run.bookmark("invoices")
+    assert mark is not None
+    older = {(i, u) for i, u in after.items() if u is not None and u < mark}
+    lost = sorted(older - set(run.versions("invoices")))
+    assert not lost, f"older than the bookmark {mark}, never emitted"
+
+
+def test_a_fallback_to_the_whole_list_emits_nothing_the_window_emitted() -> None:
+    # 10 invoices, a quarter without updatedDate, read in pages of 5 from 2024 while two
+    # records are created after every request: the undated ones pile up on page 1.
+    with one_stream(seed=4, records=10, null_updated_date_fraction=0.25) as (emulator, config):
+        config["start_date"] = "2024-01-01T00:00:00Z"
+        _changing(emulator, create=2)
+        run = run_tap(config, None)
+    assert _fell_back(run, "invoices"), "the scenario no longer falls back"
+    twice = sorted(v for v, n in Counter(run.versions("invoices")).items() if n > 1)
+    assert not twice, f"run 1 emitted versions twice: {twice}"

@@ -625,7 +625,7 @@ class MaesnStream(RESTStream[PageRequest]):
                     # A group below the previous bookmark was emitted by earlier runs.
                     self.outcome.incomplete = True
                     return max(filter(None, (previous, window.held_at)))
-                return max(filter(None, (previous, window.max_key)), default=None)
+                return max(filter(None, (previous, window.bookmark)), default=None)
         else:
             emitted = set()
         full = self._full_read(fetch, start, emitted)

@@ -87,6 +87,8 @@ class WindowRead:
     _emitted_undated: set[str] = field(default_factory=set)  # ids without updatedDate
     _emitted_ever: set[str] = field(default_factory=set)  # every dated id (not pruned)
     _first_request: bool = True
+    _cap: str | None = None
+    _last_check_from: str | None = None
     _newest: str | None = None
 
     def __post_init__(self) -> None:
@@ -112,9 +114,21 @@ class WindowRead:
             page, pages_read = yield from self._read_until_progress()
             if pages_read > 1:  # a group filled whole pages: W could not move inside it
                 yield from self._verify_group(group_start, pages_read)
+                if page is None:
+                    # An edit made during the last check pass may have been shifted past
+                    # it, and no later window query follows to find it: the bookmark
+                    # stays at what that pass started from, so the next run reads it.
+                    self._cap = self._last_check_from
             if page is None:
                 return
             self._advance(page)
+
+    @property
+    def bookmark(self) -> str | None:
+        """The newest value emitted, capped where an unchecked edit may lie before it."""
+        if self._cap is not None and self.max_key is not None:
+            return min(self.max_key, self._cap)
+        return self.max_key
 
     def _probe_newest(self) -> str | None:
         """The newest updatedDate now (None if the target system shows none)."""
@@ -205,7 +219,7 @@ class WindowRead:
             self.group_passes += 1
             # A record skipped by a shift existed when the pages were read, so it is no
             # newer than what they showed; newer ones are edits made since, not misses.
-            upto = self.max_key
+            upto = self._last_check_from = self.max_key
             found = 0
             previous = None
             for number in range(1, pages + 1):

@@ -224,11 +224,14 @@ def api_headers() -> dict[str, str]:
 
 
 def run_measured(
-    argv: Sequence[str], stderr: IO[bytes], stdout: IO[bytes] | int = subprocess.DEVNULL
+    argv: Sequence[str],
+    stderr: IO[bytes],
+    stdout: IO[bytes] | int = subprocess.DEVNULL,
+    cwd: Path = REPO_ROOT,
 ) -> ProcessUsage:
     """Run ``argv`` (stdout to /dev/null unless given); CPU and peak RSS of that process only."""
     started = time.monotonic()
-    process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=stdout, stderr=stderr)
+    process = subprocess.Popen(argv, cwd=cwd, stdout=stdout, stderr=stderr)
     _, status, usage = os.wait4(process.pid, 0)
     wall_s = time.monotonic() - started
     process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
@@ -254,12 +257,13 @@ def measured_row(
     latency_ms: float,
     mode: str,
     limit_s: float | None,
+    cwd: Path = REPO_ROOT,
 ) -> Row:
     """Run one process against ``emulator``, check it emitted every record, make its row."""
     stderr_path = workdir / "stderr.log"
     before = emulator.request_count()
     with stderr_path.open("wb") as stderr:
-        usage = run_measured(argv, stderr)
+        usage = run_measured(argv, stderr, cwd=cwd)
     usage.records_reported = records_reported(stderr_path.read_text(errors="replace"))
     requests_made = emulator.request_count() - before
     if usage.exit_code != 0 or usage.records_reported != emulator.records:
@@ -297,7 +301,10 @@ def run_tap(
     latency_ms: float,
     mode: str,
     zero_latency_limit: float,
+    *,
+    checkout: Path = REPO_ROOT,
 ) -> Row:
+    """The tap of ``checkout`` (this one, or an earlier version's) in one mode."""
     concurrency = MODES[mode]
     config_path = workdir / f"config-{concurrency}.json"
     config_path.write_text(json.dumps(tap_config(emulator.url, concurrency)))
@@ -307,7 +314,10 @@ def run_tap(
         if latency_ms
         else zero_latency_limit
     )
-    return measured_row(argv, emulator, workdir, latency_ms=latency_ms, mode=mode, limit_s=limit_s)
+    label = mode if checkout == REPO_ROOT else f"{mode} (previous)"
+    return measured_row(
+        argv, emulator, workdir, latency_ms=latency_ms, mode=label, limit_s=limit_s, cwd=checkout
+    )
 
 
 def run_baseline(emulator: EmulatorProcess, workdir: Path) -> Row:
@@ -319,7 +329,9 @@ def run_baseline(emulator: EmulatorProcess, workdir: Path) -> Row:
     return measured_row(argv, emulator, workdir, latency_ms=0, mode=BASELINE_MODE, limit_s=None)
 
 
-def run_benchmark(sizes: Sequence[int], latencies_ms: Sequence[float]) -> list[Row]:
+def run_benchmark(
+    sizes: Sequence[int], latencies_ms: Sequence[float], previous: Path | None = None
+) -> list[Row]:
     """Measure every (size, latency, mode); one emulator per size, reused across latencies."""
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="tap-benchmark-") as tmp:
@@ -338,6 +350,18 @@ def run_benchmark(sizes: Sequence[int], latencies_ms: Sequence[float]) -> list[R
                         print(f"... {records} records, {latency_ms} ms, {mode}", file=sys.stderr)
                         rows.append(
                             run_tap(emulator, workdir, latency_ms, mode, zero_latency_limit)
+                        )
+                    if previous is not None:  # the same emulator, right after: side by side
+                        print(f"... {records} records, {latency_ms} ms, previous", file=sys.stderr)
+                        rows.append(
+                            run_tap(
+                                emulator,
+                                workdir,
+                                latency_ms,
+                                "concurrent",
+                                zero_latency_limit,
+                                checkout=previous,
+                            )
                         )
     return rows
 
@@ -660,6 +684,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="cProfile one in-process sync")
     parser.add_argument("--records", type=int, nargs="+", help="data sizes (default: the full set)")
     parser.add_argument("--latencies", type=float, nargs="+", help="latencies in ms")
+    parser.add_argument(
+        "--previous",
+        type=Path,
+        help="a checkout of an earlier version (git worktree add DIR REV): its tap runs "
+        "concurrent beside this one, on the same emulator",
+    )
     # Internal: the bare client whose wall time is the 0 ms limit (run as its own process).
     parser.add_argument(
         "--baseline-client", nargs=2, metavar=("URL", "PAGES"), help=argparse.SUPPRESS
@@ -677,7 +707,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     sizes, latencies = args.records or sizes, args.latencies or latencies
     started = time.monotonic()
-    rows = run_benchmark(sizes, latencies)
+    rows = run_benchmark(sizes, latencies, args.previous)
     print_report(rows)
     print(f"\n(benchmark took {time.monotonic() - started:.0f} s)")
     return 0

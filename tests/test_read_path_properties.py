@@ -57,10 +57,17 @@ end of this file (a creation hiding a deletion from a whole-list pass: the creat
 probe now precedes page 1; a fallback from a window to the whole list re-emitting what
 the window had emitted: the window now remembers every id it emitted).
 
-A third, fixed too and pinned the same way: an edit made during a group's last check
-pass could be shifted past that pass by a deletion, and with no window query after it
-the bookmark moved past the edit; the bookmark is now capped at what that pass started
-from. Nothing is excluded from the properties.
+A third was fixed in part: an edit made during a group's last check pass could be
+shifted past that pass, and with no window query after it the bookmark moved past the
+edit; the bookmark is now capped at what that pass started from
+(test_a_group_read_keeps_an_edit_a_deletion_shifted_past_its_check).
+
+EXCLUDED, loudly, the rest of that bug, pinned by a strict xfail at the end of this
+file (test_a_group_read_keeps_versions_edited_while_it_was_checked): records edited
+while a group sharing one second is paged and checked can still lose a version older
+than that cap. Properties 1 and 5 are therefore NOT asserted for a stream whose run-1
+window read paged a group (page > 1) while records were updated or deleted, and
+property 6 only bounds such a bookmark (previous <= bookmark <= newest emitted).
 """
 
 from __future__ import annotations
@@ -530,7 +537,10 @@ class StreamSeen:
         return max(filter(None, self.seen.before[self.stream].values()), default="")
 
     def known_loss(self) -> str | None:
-        """Which known record-losing bug run 1 may have hit: none is known now."""
+        """Which known record-losing bug (module docstring) run 1 may have hit, if any."""
+        run_1, during = self.seen.run_1, self.scenario.during_run_1
+        if run_1.paged_a_group(self.stream) and during.moves_records:
+            return "records moved while a group was checked"
         return None
 
     def kept_the_bookmark_it_started_from(self) -> bool:
@@ -634,7 +644,12 @@ class StreamSeen:
         dated = [u for _, u in self.emitted_1 if u is not None]
         if run_1.read_kind(self.stream) == "incremental from":
             newest = max(filter(None, [self.previous, *dated]), default=None)
-            assert mark_1 == newest, f"{self.where}: bookmark {mark_1}, newest read {newest}"
+            if run_1.paged_a_group(self.stream):  # capped where an unchecked edit may lie
+                assert mark_1 is not None, self.where
+                assert mark_1 <= (newest or mark_1), f"{self.where}: {mark_1} past {newest}"
+                assert self.previous is None or mark_1 >= self.previous, self.where
+            else:
+                assert mark_1 == newest, f"{self.where}: bookmark {mark_1}, newest {newest}"
         else:  # the newest updatedDate seen minus the time the read took (client.py)
             after_1 = self.seen.after_1[self.stream]
             current = [u for i, u in self.emitted_1 if u is not None and after_1.get(i) == u]
@@ -710,6 +725,34 @@ def test_a_group_read_keeps_an_edit_a_deletion_shifted_past_its_check() -> None:
     assert not run.incomplete, "the group check saw the shift (exit 3): fixed?"
     mark = run.bookmark("invoices")
     assert mark is not None
+    older = {(i, u) for i, u in after.items() if u is not None and u < mark}
+    lost = sorted(older - set(run.versions("invoices")))
+    assert not lost, f"older than the bookmark {mark}, never emitted"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason=(
+        "window.py: records updated while a group sharing one second is paged and checked "
+        "form a new group at the head; a version created during an earlier check pass, "
+        "older than the cap taken at the last pass's start, can be missed for good "
+        "(found by this file's random search: 2 of 600 scenarios at c3a8048)"
+    ),
+)
+def test_a_group_read_keeps_versions_edited_while_it_was_checked() -> None:
+    # 20 invoices, all sharing one second (a bulk import), read in pages of 5 from 2020
+    # while two records are updated after every request.
+    with one_stream(seed=0, records=20, tie_group_size=20) as (emulator, config):
+        _changing(emulator, update=2)
+        run = recorded_run(emulator, config, None)
+        emulator.configure(mutate_every_requests=0)
+        after = _versions(emulator)["invoices"]
+    assert run.read_kind("invoices") == "incremental from"
+    mark = run.bookmark("invoices")
+    assert mark is not None
+    if run.incomplete:
+        return
     older = {(i, u) for i, u in after.items() if u is not None and u < mark}
     lost = sorted(older - set(run.versions("invoices")))
     assert not lost, f"older than the bookmark {mark}, never emitted"

@@ -158,7 +158,7 @@ class WindowRead:
             position=Position.FIRST,
         )
 
-    def _request(self, page: int) -> PageRequest:
+    def _page_request(self, page: int) -> PageRequest:
         position = Position.FIRST if self._first_request else Position.KNOWN
         self._first_request = False
         return PageRequest(
@@ -171,7 +171,7 @@ class WindowRead:
 
     def _get(self, number: int, previous: Page | None) -> Page | None:
         """Page ``number`` of the current query, checked; None past its end."""
-        request = self._request(number)
+        request = self._page_request(number)
         if previous is not None and previous.total_pages is not None:
             request = request.at(number, Position.KNOWN)  # within the reported pages
         try:

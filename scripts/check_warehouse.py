@@ -43,6 +43,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pg_server  # scripts/pg_server.py: the server's own psql call
+
 # Loaded table/stream name -> emulator resource.
 TABLES = {"invoices": "invoices", "bills": "bills", "booking_proposals": "bookingProposals"}
 API_KEY = "emulator-api-key"
@@ -352,36 +355,11 @@ def render(
 
 def read_postgres(state_file: Path, schema: str) -> dict[str, list[dict[str, Any]]]:
     """Rows as row_to_json text via psql: numeric digits and jsonb arrays come back exact."""
-    state = json.loads(state_file.read_text())
-    psql = str(Path(state["bin_dir"]) / "psql")
+    server = pg_server.Server.from_description(json.loads(state_file.read_text()))
     tables: dict[str, list[dict[str, Any]]] = {}
     for table in TABLES:
         sql = f'select row_to_json(t)::text from "{schema}"."{table}" t'  # noqa: S608 - our names
-        output = subprocess.run(
-            [
-                psql,
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(state["port"]),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-c",
-                sql,
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-            env={"PGTZ": "UTC", "PATH": "/usr/bin:/bin"},
-        ).stdout
+        output = server.psql(sql)
         tables[table] = [
             json.loads(line, parse_float=Decimal) for line in output.splitlines() if line
         ]

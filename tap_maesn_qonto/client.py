@@ -52,7 +52,12 @@ from tap_maesn_qonto.timestamps import (
     parse_timestamp,
 )
 from tap_maesn_qonto.transport import left_origin
-from tap_maesn_qonto.window import WholeListIsFasterError, WindowNotHonouredError, WindowRead
+from tap_maesn_qonto.window import (
+    GroupFillsPagesError,
+    WholeListInsteadError,
+    WindowNotHonouredError,
+    WindowRead,
+)
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -110,8 +115,8 @@ class MaesnStream(RESTStream[PageRequest]):
     primary_keys: t.ClassVar[tuple[str, ...]] = ("id",)
     replication_key = "updatedDate"
     # Incremental reads emit records in updatedDate order (window.py), so the SDK's
-    # per-record bookmark is safe to resume from; where it is not (full reads, a
-    # group being verified), STATE_MSG_FREQUENCY holds the STATE messages back.
+    # per-record bookmark is safe to resume from; where it is not (whole-list reads),
+    # STATE_MSG_FREQUENCY holds the STATE messages back.
     is_sorted = True
     # A record committed late can carry an older updatedDate than one already
     # emitted: it is emitted all the same, and the bookmark steps back (never past data).
@@ -201,9 +206,7 @@ class MaesnStream(RESTStream[PageRequest]):
 
     @property  # the SDK reads this class attribute per record; here it depends on the reader
     def STATE_MSG_FREQUENCY(self) -> int:  # type: ignore[override]
-        reader = self._reader
-        resumable = isinstance(reader, WindowRead) and reader.resumable
-        return RESUMABLE_STATE_EVERY if resumable else _NEVER
+        return RESUMABLE_STATE_EVERY if isinstance(self._reader, WindowRead) else _NEVER
 
     # --- answers ----------------------------------------------------------------------
 
@@ -610,7 +613,13 @@ class MaesnStream(RESTStream[PageRequest]):
             self._reader = window
             try:
                 yield from window.records()
-            except WholeListIsFasterError:
+            except WholeListInsteadError as exc:
+                if isinstance(exc, GroupFillsPagesError):
+                    self.logger.info(
+                        "%s: %s; reading the whole list instead, where paging is exact.",
+                        self.name,
+                        exc,
+                    )
                 emitted = window.emitted_ids
             except (WindowNotHonouredError, ClientError) as exc:
                 if isinstance(exc, ClientError) and exc.status != 400:
@@ -621,10 +630,6 @@ class MaesnStream(RESTStream[PageRequest]):
                 )
                 emitted = window.emitted_ids
             else:
-                if window.held_at is not None:
-                    # A group below the previous bookmark was emitted by earlier runs.
-                    self.outcome.incomplete = True
-                    return max(filter(None, (previous, window.held_at)))
                 return max(filter(None, (previous, window.bookmark)), default=None)
         else:
             emitted = set()
@@ -675,7 +680,7 @@ class MaesnStream(RESTStream[PageRequest]):
     def restore_resumable_state(self, context: Context | None) -> None:
         """Before a STATE is written mid-partition (a stop): undo a non-resumable bookmark."""
         reader = self._reader
-        if reader is None or (isinstance(reader, WindowRead) and reader.resumable):
+        if reader is None or isinstance(reader, WindowRead):
             return
         if self.replication_method != REPLICATION_FULL_TABLE:
             self._set_bookmark(context, self._previous_bookmark)

@@ -12,10 +12,12 @@ Details that keep it exact:
 * W is sent floored to the second and one second early, so a server that reads
   the filter as ``>`` or at second precision still returns every record at W.
   The overlap is de-duplicated on (id, updatedDate) and pruned as W moves.
-* When a whole page shares one second (a bulk edit), W cannot move: the group is
-  read by page number, then read again until a pass finds nothing new (records
-  leaving the group can shift others across a page boundary). If it still finds
-  new records after ``MAX_GROUP_PASSES``, the bookmark is held before the group.
+* When a whole page shares one second (a bulk edit), W cannot move, and paging
+  such a group by number is not safe: an edit or deletion inside it shifts unread
+  records onto pages already read, and no count the server returns tells those
+  apart from records that entered the window. So the window stops there and the
+  caller reads the whole list instead (fullread.py), where only a deletion shifts
+  anything and the server's totals prove each pass sound.
 * The read stops once past the newest ``updatedDate`` that existed when it began,
   so an account edited all the time still finishes (the edits are the next run's).
 * Every page is checked: ``updatedDate`` non-decreasing and never older than the
@@ -29,7 +31,6 @@ import datetime as dt
 import typing as t
 from dataclasses import dataclass, field
 
-from tap_maesn_qonto.errors import EndOfDataError
 from tap_maesn_qonto.pager import is_full
 from tap_maesn_qonto.pages import PageRequest, Position
 from tap_maesn_qonto.timestamps import format_timestamp, parse_timestamp
@@ -40,7 +41,6 @@ if t.TYPE_CHECKING:
     from tap_maesn_qonto.envelope import Page
     from tap_maesn_qonto.pager import Fetch
 
-MAX_GROUP_PASSES = 3
 _OVERLAP = dt.timedelta(seconds=1)
 _EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
 
@@ -49,8 +49,16 @@ class WindowNotHonouredError(Exception):
     """The target system does not filter or order by updatedDate as asked."""
 
 
-class WholeListIsFasterError(Exception):
+class WholeListInsteadError(Exception):
+    """The window stops; the caller reads the whole list (the message says why)."""
+
+
+class WholeListIsFasterError(WholeListInsteadError):
     """So much changed that reading the whole list concurrently beats the window."""
+
+
+class GroupFillsPagesError(WholeListInsteadError):
+    """A whole page shares one updatedDate second, so the window cannot move past it."""
 
 
 def filter_value(moment: dt.datetime) -> dt.datetime:
@@ -75,20 +83,13 @@ class WindowRead:
     prefer_whole_list: Callable[[Page], bool] | None = None
     # outcome
     max_key: str | None = None
-    #: Set when a group could not be verified: the bookmark must not pass it.
-    held_at: str | None = None
     dropped_older: int = 0
-    group_passes: int = 0
-    #: False while reading a group whose records may still shift: no bookmark then.
-    resumable: bool = True
     _since: dt.datetime = field(init=False)
     _start_text: str = field(init=False)
     _emitted: dict[str, str] = field(default_factory=dict)  # id -> updatedDate, pruned
     _emitted_undated: set[str] = field(default_factory=set)  # ids without updatedDate
     _emitted_ever: set[str] = field(default_factory=set)  # every dated id (not pruned)
     _first_request: bool = True
-    _cap: str | None = None
-    _last_check_from: str | None = None
     _newest: str | None = None
 
     def __post_init__(self) -> None:
@@ -110,24 +111,14 @@ class WindowRead:
         emitted, and every older record of that query was on the same page.
         """
         while True:
-            group_start = self._since
-            page, pages_read = yield from self._read_until_progress()
-            if pages_read > 1:  # a group filled whole pages: W could not move inside it
-                yield from self._verify_group(group_start, pages_read)
-                if page is None:
-                    # An edit made during the last check pass may have been shifted past
-                    # it, and no later window query follows to find it: the bookmark
-                    # stays at what that pass started from, so the next run reads it.
-                    self._cap = self._last_check_from
+            page = yield from self._read_page_one()
             if page is None:
                 return
             self._advance(page)
 
     @property
     def bookmark(self) -> str | None:
-        """The newest value emitted, capped where an unchecked edit may lie before it."""
-        if self._cap is not None and self.max_key is not None:
-            return min(self.max_key, self._cap)
+        """The newest value emitted: every older record of its query was on its page."""
         return self.max_key
 
     def _probe_newest(self) -> str | None:
@@ -158,96 +149,49 @@ class WindowRead:
             position=Position.FIRST,
         )
 
-    def _page_request(self, page: int) -> PageRequest:
-        position = Position.FIRST if self._first_request else Position.KNOWN
-        self._first_request = False
-        return PageRequest(
-            page=page,
-            limit=self.page_size,
-            since=self._since,
-            order_field="updatedDate",
-            position=position if page == 1 else Position.UNKNOWN,
+    def _get(self) -> Page:
+        """Page 1 of the current query, checked."""
+        page = self.fetch(
+            PageRequest(
+                page=1,
+                limit=self.page_size,
+                since=self._since,
+                order_field="updatedDate",
+                position=Position.FIRST if self._first_request else Position.KNOWN,
+            )
         )
-
-    def _get(self, number: int, previous: Page | None) -> Page | None:
-        """Page ``number`` of the current query, checked; None past its end."""
-        request = self._page_request(number)
-        if previous is not None and previous.total_pages is not None:
-            request = request.at(number, Position.KNOWN)  # within the reported pages
-        try:
-            page = self.fetch(request)
-        except EndOfDataError:
-            return None
+        self._first_request = False
         if self.on_page is not None:
             self.on_page(page)
-        self._check_order(page, previous)
+        self._check_order(page)
         return page
 
-    def _read_until_progress(self) -> t.Generator[dict, None, tuple[Page | None, int]]:
-        """Read the current query until W can move; return that page (None: all read)."""
-        number, previous = 1, None
-        while True:
-            page = self._get(number, previous)
-            if page is None:
-                return None, number - 1
-            yield from self._new_records(page)
-            if not self._more(page):
-                return None, number
-            if self._newest is None and self.prefer_whole_list and self.prefer_whole_list(page):
-                raise WholeListIsFasterError
-            if self._newest is None:  # only a read of more than one page needs it
-                self._newest = self._probe_newest()
-            if self._passed_newest(page):
-                return None, number
-            if self._progress(page) is not None:
-                return page, number
-            if number == 1 and page.records and all(self.key_of(r) is None for r in page.records):
-                msg = (
-                    "records without updatedDate fill whole pages of every incremental "
-                    "query, so the window cannot move past them"
-                )
-                raise WindowNotHonouredError(msg)
-            self.resumable = False  # inside a group: a resumed run must re-read it
-            number, previous = number + 1, page
-
-    def _verify_group(self, group_since: dt.datetime, pages: int) -> Iterator[dict]:
-        """Read a group's pages again until a pass finds no record not yet emitted.
-
-        Called while the filter is still the group's (``self._since == group_since``).
-        """
-        for attempt in range(1, MAX_GROUP_PASSES + 1):
-            self.group_passes += 1
-            # A record skipped by a shift existed when the pages were read, so it is no
-            # newer than what they showed; newer ones are edits made since, not misses.
-            upto = self._last_check_from = self.max_key
-            found = 0
-            previous = None
-            for number in range(1, pages + 1):
-                page = self._get(number, previous)
-                if page is None:
-                    break
-                for record in self._new_records(page):
-                    key = self.key_of(record)
-                    found += key is None or upto is None or key <= upto
-                    yield record
-                if not self._more(page):
-                    break
-                previous = page
-            if not found:
-                self.resumable = True
-                return
-            if attempt < MAX_GROUP_PASSES:
-                self.warn(
-                    f"{found} record(s) of a group sharing one updatedDate second shifted "
-                    "while it was paged; reading the group again."
-                )
-        held = format_timestamp(group_since + _OVERLAP)
-        self.held_at = held if self.held_at is None else min(self.held_at, held)
-        self.warn(
-            "records sharing one updatedDate second kept shifting while they were paged; "
-            f"the bookmark is held at {self.held_at}, so the next run reads them again, and "
-            "the run ends with exit code 3."
+    def _read_page_one(self) -> t.Generator[dict, None, Page | None]:
+        """Read page 1 of the current query; return it if W can move (None: all read)."""
+        page = self._get()
+        yield from self._new_records(page)
+        if not self._more(page):
+            return None
+        if self._newest is None and self.prefer_whole_list and self.prefer_whole_list(page):
+            raise WholeListIsFasterError
+        if self._newest is None:  # only a read of more than one page needs it
+            self._newest = self._probe_newest()
+        if self._passed_newest(page):
+            return None
+        if self._progress(page) is not None:
+            return page
+        if page.records and all(self.key_of(r) is None for r in page.records):
+            msg = (
+                "records without updatedDate fill whole pages of every incremental "
+                "query, so the window cannot move past them"
+            )
+            raise WindowNotHonouredError(msg)
+        newest = max(key for r in page.records if (key := self.key_of(r)))
+        msg = (
+            f"more than {self.page_size} records share updatedDate {newest[:19]} (to the "
+            "second), more than a page holds"
         )
+        raise GroupFillsPagesError(msg)
 
     def _more(self, page: Page) -> bool:
         if page.total_pages is not None:
@@ -269,11 +213,9 @@ class WindowRead:
         floor = format_timestamp(progress)
         self._emitted = {i: k for i, k in self._emitted.items() if k >= floor}
 
-    def _check_order(self, page: Page, previous: Page | None) -> None:
+    def _check_order(self, page: Page) -> None:
         floor = format_timestamp(self._since)
         last = None
-        if previous is not None:
-            last = max((k for r in previous.records if (k := self.key_of(r))), default=None)
         for record in page.records:
             key = self.key_of(record)
             if key is None:
@@ -286,7 +228,7 @@ class WindowRead:
                 raise WindowNotHonouredError(msg)
             if last is not None and key < last:
                 msg = (
-                    f"updatedDate went back from {last} to {key} within one query: the "
+                    f"updatedDate went back from {last} to {key} within one page: the "
                     "target system ignores ordering by updatedDate"
                 )
                 raise WindowNotHonouredError(msg)

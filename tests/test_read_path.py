@@ -287,8 +287,9 @@ def test_the_bookmark_never_moves_backwards_across_runs() -> None:
 def test_a_held_bookmark_never_falls_below_the_previous_one() -> None:
     # issue 9, item 5
     # A bulk import left 40 records on one updatedDate second (2024-11-20 with seed 6); a
-    # lookback of two years puts that group in the window of every incremental run, and
-    # edits all run long keep shifting it, so the run holds its bookmark (exit code 3).
+    # lookback of two years puts that group in the window of every incremental run, so
+    # each reads the whole list, and deletions all run long keep shifting it: the run
+    # holds its bookmark (exit code 3).
     with Emulator(counts=_invoices(120), tie_group_size=40, seed=6) as emulator:
         config = tap_config(
             emulator, page_size=10, max_concurrency=1, lookback_window=730 * 24 * 3600

@@ -3,6 +3,7 @@
     uv run python scripts/benchmark.py            # 10 000 and 100 000 records at 0, 50, 100 ms
     uv run python scripts/benchmark.py --quick    # 2 000 and 5 000 records at 0 and 20 ms
     uv run python scripts/benchmark.py --profile  # cProfile of one in-process sync (30 000 records)
+    uv run python scripts/benchmark.py --peer     # beside tap-rest-api-msdk (scripts/peer_benchmark.py)
 
 Every run is the tap as a user runs it, ``python -m tap_maesn_qonto --config cfg.json``, in its
 own process, so its CPU time and peak RSS come from ``os.wait4`` and nothing else is counted. The
@@ -41,7 +42,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -133,10 +134,16 @@ def latency_limit_s(records: int, concurrency: int, latency_ms: float) -> float:
 
 
 class EmulatorProcess:
-    """``python -m tap_maesn_qonto.emulator`` in its own process, all records in ``invoices``."""
+    """``python -m tap_maesn_qonto.emulator`` in its own process, all records in ``invoices``.
 
-    def __init__(self, records: int, workdir: Path) -> None:
-        self.records = records
+    ``counts`` (records per resource, as the emulator names them) splits them otherwise.
+    """
+
+    def __init__(
+        self, records: int, workdir: Path, counts: Mapping[str, int] | None = None
+    ) -> None:
+        self.counts = dict(counts or {"invoices": records, "bills": 0, "bookingProposals": 0})
+        self.records = sum(self.counts.values())
         self._url_file = workdir / f"emulator-{records}.url"
         self._log_path = workdir / f"emulator-{records}.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -146,8 +153,9 @@ class EmulatorProcess:
         self._url_file.unlink(missing_ok=True)
         argv = [
             *(sys.executable, "-m", "tap_maesn_qonto.emulator", "--port", "0"),
-            *("--url-file", str(self._url_file), "--invoices", str(self.records)),
-            *("--bills", "0", "--booking-proposals", "0", "--latency-ms", "0"),
+            *("--url-file", str(self._url_file), "--invoices", str(self.counts["invoices"])),
+            *("--bills", str(self.counts["bills"])),
+            *("--booking-proposals", str(self.counts["bookingProposals"]), "--latency-ms", "0"),
         ]
         with self._log_path.open("wb") as log:
             self._process = subprocess.Popen(
@@ -429,13 +437,18 @@ def format_table(rows: Sequence[Row]) -> str:
         ]
         for row in rows
     ]
-    widths = [max(len(text) for text in column) for column in zip(COLUMNS, *cells, strict=True)]
+    return render_table(COLUMNS, cells)
+
+
+def render_table(columns: Sequence[str], cells: Sequence[Sequence[str]]) -> str:
+    """A Markdown table, every cell right-aligned to its column's widest text."""
+    widths = [max(len(text) for text in column) for column in zip(columns, *cells, strict=True)]
 
     def line(texts: Sequence[str]) -> str:
         return "| " + " | ".join(t.rjust(w) for t, w in zip(texts, widths, strict=True)) + " |"
 
     separator = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([line(COLUMNS), separator, *(line(c) for c in cells)])
+    return "\n".join([line(columns), separator, *(line(c) for c in cells)])
 
 
 def find_row(rows: Sequence[Row], latency_ms: float, records: int, mode: str) -> Row | None:
@@ -690,6 +703,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a checkout of an earlier version (git worktree add DIR REV): its tap runs "
         "concurrent beside this one, on the same emulator",
     )
+    parser.add_argument(
+        "--peer",
+        action="store_true",
+        help="beside tap-rest-api-msdk (installed into .bench/peer-venv on first use), records "
+        "split over the three streams (default: 28 000 records at 0 and 100 ms)",
+    )
     # Internal: the bare client whose wall time is the 0 ms limit (run as its own process).
     parser.add_argument(
         "--baseline-client", nargs=2, metavar=("URL", "PAGES"), help=argparse.SUPPRESS
@@ -702,6 +721,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.profile:
         run_profile()
         return 0
+    if args.peer:
+        import peer_benchmark  # noqa: PLC0415  (scripts/ is on sys.path: this script's folder)
+
+        return peer_benchmark.main(args.records, args.latencies)
     sizes, latencies = (
         (QUICK_SIZES, QUICK_LATENCIES_MS) if args.quick else (FULL_SIZES, FULL_LATENCIES_MS)
     )

@@ -17,33 +17,39 @@ import time
 import typing as t
 from dataclasses import dataclass
 from functools import cached_property
+from urllib.parse import quote
 
 import backoff
 import msgspec
 import requests
-from singer_sdk import RESTStream, SchemaDirectory, StreamSchema
+from singer_sdk import RESTStream, StreamSchema
 from singer_sdk.authenticators import SimpleAuthenticator
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 from singer_sdk.streams.rest import PageContext
 
-from tap_maesn_qonto import keycheck, schemas
+from tap_maesn_qonto import keycheck, reconcile
 from tap_maesn_qonto.accounts import Account
+from tap_maesn_qonto.details import Details
 from tap_maesn_qonto.envelope import Page, parse_page
 from tap_maesn_qonto.errors import (
+    AuthError,
     ClientError,
     EndOfDataError,
     MaesnAPIError,
+    RecordGoneError,
     StreamUnavailableError,
     SyncInterruptedError,
     TransientClientError,
     WrongApiUrlError,
 )
 from tap_maesn_qonto.fullread import FullRead
+from tap_maesn_qonto.lineitems import ROWS_WAITING_AT_MOST, LineBuffer, LineItemsStream
 from tap_maesn_qonto.pages import PageRequest, Position
 from tap_maesn_qonto.redaction import redact
 from tap_maesn_qonto.retries import RetryPolicy, gave_up
+from tap_maesn_qonto.schemas import SCHEMAS_DIR
 from tap_maesn_qonto.shaping import ShapeIssues, Shaper
 from tap_maesn_qonto.timestamps import (
     filter_timestamp,
@@ -67,7 +73,6 @@ if t.TYPE_CHECKING:
 
     from tap_maesn_qonto.runtime import RunContext
 
-SCHEMAS_DIR = SchemaDirectory(schemas)
 PROGRESS_LOG_SECONDS = 5.0
 #: A STATE message every this many records while the bookmark is resumable.
 RESUMABLE_STATE_EVERY = 1000
@@ -133,6 +138,10 @@ class MaesnStream(RESTStream[PageRequest]):
         self._shape_issues = ShapeIssues()
         self._shaper = Shaper(self.schema, self._shape_issues)
         self._reader: WindowRead | FullRead | None = None
+        self._lines: LineBuffer | None = None  # set when the sync starts
+        self._table: reconcile.TablePlan | None = None  # set when the sync starts
+        self._table_since = dt.datetime.now(dt.UTC)
+        self._write_message = tap.write_message
         self._previous_bookmark: str | None = None
         self._planned: dict[str, PageRequest] = {}  # account label -> its prefetched request
         self._first_sent: dict[str, float] = {}  # account label -> when that request left
@@ -206,7 +215,11 @@ class MaesnStream(RESTStream[PageRequest]):
 
     @property  # the SDK reads this class attribute per record; here it depends on the reader
     def STATE_MSG_FREQUENCY(self) -> int:  # type: ignore[override]
-        return RESUMABLE_STATE_EVERY if isinstance(self._reader, WindowRead) else _NEVER
+        if not isinstance(self._reader, WindowRead):
+            return _NEVER
+        if self._lines is not None and self._lines.waiting:
+            return _NEVER  # lineitems.py: never a bookmark past an unwritten line
+        return RESUMABLE_STATE_EVERY
 
     # --- answers ----------------------------------------------------------------------
 
@@ -301,6 +314,8 @@ class MaesnStream(RESTStream[PageRequest]):
     def _read_client_error(self, exc: ClientError, request: PageRequest) -> Exception:
         """The error table for a 4xx, by where the request stands in its stream."""
         where = f"GET {self.path} (page {request.page})"
+        if request.position is Position.DETAIL and exc.status == 404 and not exc.route_missing:
+            return RecordGoneError(exc.message)
         if exc.status in {404, 405} and (exc.route_missing or not exc.maesn_body):
             return WrongApiUrlError(
                 f"{where} answered HTTP {exc.status} with a body that is not a Maesn "
@@ -370,7 +385,12 @@ class MaesnStream(RESTStream[PageRequest]):
             self.validate_response(response)
         except ClientError as exc:
             raise self._read_client_error(exc, request) from None
-        return parse_page(response, number=request.page, api_url=self.url_base)
+        return parse_page(
+            response,
+            number=request.page,
+            api_url=self.url_base,
+            single=request.position is Position.DETAIL,
+        )
 
     @cached_property
     def _send_with_retries(self) -> Callable[[requests.PreparedRequest, PageRequest], Page]:
@@ -387,7 +407,34 @@ class MaesnStream(RESTStream[PageRequest]):
             params=http_request.encode_params(),
             headers=http_request.headers,
         )
-        self._where.text = f"GET {self.path} (page {request.page})"
+        return self._fetch(prepared, request, f"GET {self.path} (page {request.page})", context)
+
+    def fetch_detail(self, context: Context | None, record_id: str) -> dict | None:
+        """One record's detail, with retries; None if it is gone (details.py)."""
+        http_request = self.get_http_request(
+            page=PageContext(stream_context=context, next_page_token=None)
+        )
+        prepared = self.build_prepared_request(
+            method="GET",
+            url=f"{http_request.url}/{quote(record_id, safe='')}",
+            params={},
+            headers=http_request.headers,
+        )
+        request = PageRequest(page=1, limit=1, order_field=None, position=Position.DETAIL)
+        try:
+            page = self._fetch(prepared, request, f"GET {self.path}/{{id}}", context)
+        except RecordGoneError:
+            return None
+        return page.records[0]
+
+    def _fetch(
+        self,
+        prepared: requests.PreparedRequest,
+        request: PageRequest,
+        where: str,
+        context: Context | None,
+    ) -> Page:
+        self._where.text = where
         self._where.label = (context or {}).get("account_label")
         started = time.monotonic()
         send = self._send_with_retries
@@ -463,10 +510,20 @@ class MaesnStream(RESTStream[PageRequest]):
         if self.replication_method == REPLICATION_FULL_TABLE:
             return None, None
         previous = self._bookmark(context)
+        if self._table is not None and self._table.reconciling:
+            return previous, None
         return previous, self._start(previous)
+
+    def _whole_list_since(self) -> dt.datetime | None:
+        """What a whole-list read keeps when no window start applies: a reconcile's start_date."""
+        start_date = self.config.get("start_date")
+        if self.replication_method == REPLICATION_FULL_TABLE or not start_date:
+            return None
+        return parse_timestamp(str(start_date))
 
     def plan_first_request(self, context: Context | None) -> None:
         """Have the partition's first request fetched ahead of its turn (prefetch.py)."""
+        self._start_sync()  # a reconcile reads the whole list: its first request differs
         _, start = self._partition_start(context)
         if start is not None:
             request = WindowRead.first_request(start, int(self.config["page_size"]))
@@ -488,14 +545,53 @@ class MaesnStream(RESTStream[PageRequest]):
         planned = self._planned.pop(label, None)
         ahead = self.run.first_requests.take((self.name, label)) if planned else None
 
+        details = self._details(context)
+
         def fetch(request: PageRequest) -> Page:
             nonlocal ahead
             if ahead is not None and request == planned:
                 future, ahead = ahead, None
-                return future.result()
-            return self.fetch_page(context, request)
+                page = future.result()
+            else:
+                page = self.fetch_page(context, request)
+            # Descending queries are probes: their records are never emitted.
+            return page if details is None or request.descending else details.complete(page)
 
         return fetch
+
+    def _details(self, context: Context | None) -> Details | None:
+        """How this partition's pages get their line items from details, if they do."""
+        mode = str(self.config.get("fetch_details", "auto"))
+        lines_wanted = bool(self._lines and self._lines.streams) or (
+            self.selected and self.mask.get(("properties", "lineItems"), True)
+        )
+        if mode == "never" or (mode == "auto" and not lines_wanted):
+            return None
+        details = Details(
+            mode=mode,
+            fetch_one=lambda record: None,
+            max_concurrency=int(self.config["max_concurrency"]),
+            thread_name=f"{self.name}-detail",
+        )
+
+        def fetch_one(record: dict) -> dict | None:
+            try:
+                return self.fetch_detail(context, self.identify(record))
+            except (WrongApiUrlError, AuthError):
+                raise
+            except (MaesnAPIError, ClientError) as exc:
+                if mode == "always":
+                    raise
+                details.give_up()
+                self._warn_once(
+                    "details",
+                    f"record details are not available here ({exc}); line items are "
+                    "taken as the list serves them (fetch_details: auto).",
+                )
+                return None
+
+        details.fetch_one = fetch_one
+        return details
 
     def _full_read(
         self,
@@ -545,7 +641,100 @@ class MaesnStream(RESTStream[PageRequest]):
             self._warned.add(key)
             self._warn(message)
 
+    @property
+    def emit_activate_version_messages(self) -> bool:
+        return False  # reconcile.py sends its own, after the rows, never before them
+
     def get_records(self, context: Context | None) -> Iterable[dict]:
+        """One account's records; then its line rows, if it is time to write them."""
+        lines, table = self._start_sync()
+        yield from self._partition_records(context)
+        last = self.account(context).label == (self.partitions or [{}])[-1].get("account_label")
+        if lines.waiting and (last or lines.waiting >= ROWS_WAITING_AT_MOST):
+            self._write_lines(context)
+        if last:
+            self._end_table(table)
+
+    def _start_sync(self) -> tuple[LineBuffer, reconcile.TablePlan]:
+        """On the stream's first partition: its line streams, and its table's version."""
+        if self._lines is None or self._table is None:
+            children = [c for c in self.child_streams if isinstance(c, LineItemsStream)]
+            self._lines = LineBuffer([c for c in children if c.selected])
+            self._table_since = dt.datetime.now(dt.UTC)
+            self._table = reconcile.plan(
+                (self.get_context_state(c) for c in self.partitions or []),
+                every_days=reconcile.interval_days(self.config),
+                now=self._table_since,
+            )
+            for stream in (self, *children):
+                reconcile.carry_version(stream, self._table.version)
+            if self._table.reconciling:
+                self.logger.info(
+                    "%s: reconciling: every account is read whole and rows no longer "
+                    "listed are retired in the target (table version %d).",
+                    self.name,
+                    self._table.version,
+                )
+        return self._lines, self._table
+
+    def _end_table(self, table: reconcile.TablePlan) -> None:
+        """After the last partition: activate a reconcile's version if every read was whole."""
+        labels = [self.account(c).label for c in self.partitions or []]
+        failed = [label for label in labels if label in self.run.failed]
+        if table.reconciling and (failed or self.outcome.incomplete):
+            self._warn(
+                "the reconcile was not finished ("
+                + (f"account(s) {', '.join(failed)} failed" if failed else "a read was incomplete")
+                + "), so no row was retired in the target; the next run reconciles again."
+            )
+            return
+        if table.reconciling and table.version is not None:
+            selected = (
+                [s for s in (self, *self._lines.streams) if s.selected] if self._lines else []
+            )
+            for stream in selected:
+                reconcile.activate(stream, table.version, self._write_message)
+        for context in self.partitions or []:
+            if self.account(context).label not in self.run.failed:
+                reconcile.record_done(self.get_context_state(context), table, self._table_since)
+
+    def generate_child_contexts(
+        self, record: dict, context: Context | None
+    ) -> Iterable[Context | None]:
+        """No context for the SDK to sync children with: the line rows are buffered.
+
+        lineitems.py says when they are written: on each record after which the SDK may
+        write a STATE message, so none carries a bookmark past an unwritten line.
+        """
+        lines = self._lines
+        if lines is None or not lines.streams or not self.stream_maps[0].get_filter_result(record):
+            return
+        label = self.account(context).label
+        resumable = isinstance(self._reader, WindowRead)
+        state = self.get_context_state(context)
+        # Where a stop would leave this partition if it happened now.
+        safe = state.get("replication_key_value") if resumable else self._previous_bookmark
+        lines.add(record, label, safe)
+        if lines.waiting and self.outcome.records % RESUMABLE_STATE_EVERY == 0:
+            self._write_lines(context)
+        yield from ()
+
+    def _write_lines(self, context: Context | None) -> None:
+        """Write the waiting line rows; the STATE their sync ends with is safe to resume.
+
+        That STATE carries this partition's bookmark as a stop would leave it
+        (restore_resumable_state); the SDK's own value is put back afterwards.
+        """
+        state = self.get_context_state(context)
+        saved = dict(state)
+        self.restore_resumable_state(context)
+        try:
+            self._lines.write()  # type: ignore[union-attr]  # only called once it is set
+        finally:
+            state.clear()
+            state.update(saved)
+
+    def _partition_records(self, context: Context | None) -> Iterable[dict]:
         """One account's records; an account that fails is named and skipped."""
         label = self.account(context).label
         fetch = self._fetcher(context)
@@ -633,7 +822,7 @@ class MaesnStream(RESTStream[PageRequest]):
                 return max(filter(None, (previous, window.bookmark)), default=None)
         else:
             emitted = set()
-        full = self._full_read(fetch, start, emitted)
+        full = self._full_read(fetch, start or self._whole_list_since(), emitted)
         full.first_probe, self._whole_first = self._whole_first, None
         self._reader = full
         yield from full.records()
@@ -678,12 +867,20 @@ class MaesnStream(RESTStream[PageRequest]):
         state["replication_key_value"] = value
 
     def restore_resumable_state(self, context: Context | None) -> None:
-        """Before a STATE is written mid-partition (a stop): undo a non-resumable bookmark."""
-        reader = self._reader
-        if reader is None or isinstance(reader, WindowRead):
+        """Before a STATE is written mid-partition (a stop): undo a non-resumable bookmark.
+
+        A partition whose line rows are not all written goes back to where its first
+        unwritten row's parent was (lineitems.py).
+        """
+        if self.replication_method == REPLICATION_FULL_TABLE:
             return
-        if self.replication_method != REPLICATION_FULL_TABLE:
-            self._set_bookmark(context, self._previous_bookmark)
+        reader = self._reader
+        if reader is not None and not isinstance(reader, WindowRead):
+            self._set_bookmark(context, self._previous_bookmark)  # mid whole-list read
+            return
+        label = self.account(context).label
+        if self._lines is not None and label in self._lines.unwritten:
+            self._set_bookmark(context, self._lines.unwritten[label])
 
     def _log_summary(self, label: str, seconds: float) -> None:
         issues = self._shape_issues

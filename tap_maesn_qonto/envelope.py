@@ -63,8 +63,10 @@ def _looks_like_html(response: requests.Response) -> bool:
     return "html" in content_type or response.content.lstrip()[:1] == b"<"
 
 
-def parse_page(response: requests.Response, *, number: int, api_url: str) -> Page:
-    """Decode one list response into a :class:`Page`.
+def parse_page(
+    response: requests.Response, *, number: int, api_url: str, single: bool = False
+) -> Page:
+    """Decode one list response (``single``: one record's detail) into a :class:`Page`.
 
     Raises:
         MaesnAPIError: if the body is not Maesn's JSON envelope with a list of records.
@@ -89,7 +91,7 @@ def parse_page(response: requests.Response, *, number: int, api_url: str) -> Pag
     if not isinstance(body, dict) or "data" not in body:
         msg = f"{where} answered with JSON that is not Maesn's envelope (no 'data' member)."
         raise MaesnAPIError(msg)
-    records = body["data"]
+    records = [body["data"]] if single else body["data"]
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         msg = (
             f"{where} answered with 'data' that is not a list of records "

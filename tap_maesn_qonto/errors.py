@@ -60,6 +60,10 @@ class StreamUnavailableError(MaesnAPIError):
     """The endpoint does not exist for this target system (404/405 on its first page)."""
 
 
+class RecordGoneError(Exception):
+    """A record's detail answered 404: it was deleted since it was listed."""
+
+
 class EndOfDataError(Exception):
     """A 4xx past the last page: there is nothing more to read (Qonto answers 422)."""
 

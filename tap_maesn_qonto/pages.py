@@ -23,6 +23,8 @@ class Position(enum.Enum):
     KNOWN = "known"
     #: Past a full page with no page count reported: a repeated 422 = end of data.
     UNKNOWN = "unknown"
+    #: One listed record's detail: a 404 = deleted since it was listed.
+    DETAIL = "detail"
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,28 @@ CONFIG_SCHEMA = th.PropertiesList(
         ),
     ),
     th.Property(
+        "reconcile_interval_days",
+        th.IntegerType(minimum=-1),
+        title="Reconcile interval (days)",
+        description=(
+            "Every this many days each stream is read whole for every account and rows "
+            "no longer listed at the source are retired in the target (Singer "
+            "ACTIVATE_VERSION). Unset = 7; 0 = every run; -1 = never. Off when "
+            "shard_count > 1 (each shard's retirement would hit the other shards' rows)."
+        ),
+    ),
+    th.Property(
+        "fetch_details",
+        th.StringType(allowed_values=["auto", "always", "never"]),
+        default="auto",
+        title="Fetch details",
+        description=(
+            "When to read a record's detail endpoint (GET /accounting/<resource>/{id}) "
+            "for its line items: auto = when the list left lineItems out and line "
+            "items are selected, always = for every record, never = not at all."
+        ),
+    ),
+    th.Property(
         "max_concurrency",
         th.IntegerType(minimum=1, maximum=32),
         default=4,
@@ -285,10 +307,23 @@ def find_problems(config: t.Mapping[str, t.Any], known_settings: t.Iterable[str]
             config.get("api_url", DEFAULT_API_URL),
             allow_insecure_http=bool(config.get("allow_insecure_http")),
         ),
+        _check_reconcile(config),
     ):
         if problem:
             problems.append(problem)
     return problems
+
+
+def _check_reconcile(config: t.Mapping[str, t.Any]) -> str | None:
+    days, shards = config.get("reconcile_interval_days"), config.get("shard_count", 1)
+    if isinstance(days, int) and days >= 0 and isinstance(shards, int) and shards > 1:
+        return (
+            f"reconcile_interval_days is {days} with shard_count {shards}: a reconcile "
+            "retires every row of a table its run did not send again, so one shard's "
+            "would retire the other shards' rows. Set reconcile_interval_days: -1 (or "
+            "leave it unset) when sharding."
+        )
+    return None
 
 
 def secret_settings(properties: t.Mapping[str, t.Any]) -> frozenset[str]:

@@ -1,10 +1,11 @@
-"""The three Maesn accounting streams; each declares only what differs."""
+"""The three Maesn accounting streams and their line items; each declares only what differs."""
 
 from __future__ import annotations
 
 import typing as t
 
 from tap_maesn_qonto.client import MaesnStream
+from tap_maesn_qonto.lineitems import LineItemsStream
 
 
 class InvoicesStream(MaesnStream):
@@ -30,8 +31,37 @@ class BookingProposalsStream(MaesnStream):
     path = "/accounting/bookingProposals"
 
 
+class InvoiceLineItemsStream(LineItemsStream):
+    """The lines of each invoice."""
+
+    name = "invoice_line_items"
+    parent_stream_type = InvoicesStream
+    parent_key = "invoice_id"
+
+
+class BillLineItemsStream(LineItemsStream):
+    """The lines of each bill."""
+
+    name = "bill_line_items"
+    parent_stream_type = BillsStream
+    parent_key = "bill_id"
+
+
+class BookingProposalLineItemsStream(LineItemsStream):
+    """The lines of each booking proposal."""
+
+    name = "booking_proposal_line_items"
+    parent_stream_type = BookingProposalsStream
+    parent_key = "booking_proposal_id"
+
+
 STREAM_TYPES: tuple[type[MaesnStream], ...] = (
     InvoicesStream,
     BillsStream,
     BookingProposalsStream,
+)
+LINE_ITEM_STREAM_TYPES: tuple[type[LineItemsStream], ...] = (
+    InvoiceLineItemsStream,
+    BillLineItemsStream,
+    BookingProposalLineItemsStream,
 )

@@ -40,7 +40,7 @@ from tap_maesn_qonto.settings import (
     wrongly_typed_secrets,
 )
 from tap_maesn_qonto.state import check_state
-from tap_maesn_qonto.streams import STREAM_TYPES
+from tap_maesn_qonto.streams import LINE_ITEM_STREAM_TYPES, STREAM_TYPES
 
 if t.TYPE_CHECKING:
     from singer_sdk.streams import Stream
@@ -53,9 +53,10 @@ class TapMaesnQonto(Tap):
     package_name = "tap-maesn-qonto"
     config_jsonschema = CONFIG_SCHEMA
     message_writer_class = BufferedSingerWriter
-    # Only what the tests exercise. BATCH and ACTIVATE_VERSION (full-table only) are
-    # left out rather than advertised untested.
+    # Only what the tests exercise: BATCH is left out rather than advertised untested.
+    # ACTIVATE_VERSION is the tap's own, after a reconcile (reconcile.py).
     capabilities: t.ClassVar[list] = [
+        TapCapabilities.ACTIVATE_VERSION,
         TapCapabilities.CATALOG,
         TapCapabilities.STATE,
         TapCapabilities.DISCOVER,
@@ -133,7 +134,8 @@ class TapMaesnQonto(Tap):
         )
 
     def discover_streams(self) -> list[Stream]:
-        return [stream_type(self, run=self.run) for stream_type in STREAM_TYPES]
+        parents: list[Stream] = [stream_type(self, run=self.run) for stream_type in STREAM_TYPES]
+        return [*parents, *(line_type(self) for line_type in LINE_ITEM_STREAM_TYPES)]
 
     # The SDK marks sync_all final; this wraps it (super() does all the syncing) because
     # it is the one place where the outcome of the whole run is known in process.
@@ -158,7 +160,11 @@ class TapMaesnQonto(Tap):
         self._verdict()
 
     def _maesn_streams(self) -> list[MaesnStream]:
-        return [s for s in self.streams.values() if isinstance(s, MaesnStream) and s.selected]
+        return [
+            s
+            for s in self.streams.values()
+            if isinstance(s, MaesnStream) and (s.selected or s.has_selected_descendents)
+        ]
 
     def _write_resumable_state(self) -> None:
         for stream in self._maesn_streams():

@@ -1,10 +1,12 @@
-"""The two places the tap leans on singer-sdk beyond its plain hooks; these fail if it changes.
+"""The places the tap leans on singer-sdk beyond its plain hooks; these fail if it changes.
 
 * ``STATE_MSG_FREQUENCY`` is a property: STATE messages are held back while a
   partition's bookmark is not resumable (a whole-list read), and written every
   ``RESUMABLE_STATE_EVERY`` records while it is (an incremental read).
 * ``Tap.sync_all`` (final in the SDK) is wrapped: the wrapper calls the SDK's and
   adds the run's verdict, so an incomplete run must still end with exit code 3.
+* ``Stream._stream_version`` is set (reconcile.carry_version) so that RECORD messages
+  carry the table version; the SDK has no public setter.
 """
 
 from __future__ import annotations
@@ -17,18 +19,24 @@ from singer_sdk.streams.core import Stream
 from tap_maesn_qonto.client import RESUMABLE_STATE_EVERY
 from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.errors import IncompleteSyncError
+from tap_maesn_qonto.timestamps import normalize_timestamp
 from tests.helpers import sync, tap_config
 
 RECORDS = 2 * RESUMABLE_STATE_EVERY + 500
 
 
-def _states_between_records(messages: list[dict], stream: str) -> int:
-    """STATE messages written after a record of ``stream`` and before its last record."""
+def _bookmarks_between_records(messages: list[dict], stream: str) -> list[str | None]:
+    """``stream``'s bookmark in each STATE written between its first and last record."""
     positions = [
         i for i, m in enumerate(messages) if m["type"] == "RECORD" and m["stream"] == stream
     ]
     first, last = positions[0], positions[-1]
-    return sum(1 for m in messages[first:last] if m["type"] == "STATE")
+    return [
+        partitions[0].get("replication_key_value")
+        for m in messages[first:last]
+        if m["type"] == "STATE"
+        and (partitions := m["value"]["bookmarks"].get(stream, {}).get("partitions"))
+    ]
 
 
 def test_the_sdk_still_reads_state_msg_frequency_per_record() -> None:
@@ -38,7 +46,24 @@ def test_the_sdk_still_reads_state_msg_frequency_per_record() -> None:
 def test_an_incremental_read_writes_resumable_states_as_it_goes() -> None:
     with Emulator(counts={"invoices": RECORDS, "bills": 0, "bookingProposals": 0}) as emulator:
         result = sync(tap_config(emulator, max_concurrency=1))
-    assert _states_between_records(result.messages, "invoices") == 2
+        truth = emulator.truth("invoices")
+    marks = [m for m in _bookmarks_between_records(result.messages, "invoices") if m]
+    assert len(set(marks)) >= 2, "no resumable STATE while the window read went on"
+    for mark in marks:  # each is safe: every record updated before it came before it
+        position = next(
+            i
+            for i, m in enumerate(result.messages)
+            if m["type"] == "STATE"
+            and m["value"]["bookmarks"]["invoices"]["partitions"][0].get("replication_key_value")
+            == mark
+        )
+        before = {
+            m["record"]["id"]
+            for m in result.messages[:position]
+            if m["type"] == "RECORD" and m["stream"] == "invoices"
+        }
+        older = {i for i, r in truth.items() if normalize_timestamp(r["updatedDate"]) < mark}
+        assert older <= before, f"STATE at {mark} before records it covers"
 
 
 def test_a_whole_list_read_writes_no_state_until_it_is_done() -> None:
@@ -47,7 +72,18 @@ def test_a_whole_list_read_writes_no_state_until_it_is_done() -> None:
         del config["start_date"]
         result = sync(config)
     assert len(result.ids("invoices")) == RECORDS
-    assert _states_between_records(result.messages, "invoices") == 0
+    # STATEs may come between records (line rows end their sync with one), never with
+    # a bookmark from the unfinished whole-list read.
+    assert set(_bookmarks_between_records(result.messages, "invoices")) <= {None}
+
+
+def test_record_messages_still_take_their_version_from_stream_version() -> None:
+    assert "version=self._stream_version" in inspect.getsource(Stream._generate_record_messages)
+    with Emulator(counts={"invoices": 3, "bills": 0, "bookingProposals": 0}) as emulator:
+        result = sync(tap_config(emulator))
+    partition = result.final_state["bookmarks"]["invoices"]["partitions"][0]
+    versions = {m.get("version") for m in result.messages if m["type"] == "RECORD"}
+    assert versions == {partition["table_version"]}
 
 
 def test_sync_all_is_still_the_sdk_entry_point_the_wrapper_extends() -> None:

@@ -452,6 +452,32 @@ class Emulator:
                 self._account_key(account), resource, update=update, create=create, delete=delete
             )
 
+    def shrink_line_items(
+        self, resource: str, *, before: int, after: int, account: str = "qonto"
+    ) -> str:
+        """Edit one record of ``before`` lines to have ``after`` (a user removing lines):
+        it takes the lines of a record of ``after`` lines in its currency and is stamped
+        as a change. Returns its id."""
+        with self._lock:
+            collection = self._collection(account, resource)
+            truth = collection.truth()
+
+            def count(record_id: str) -> int:
+                return len(truth[record_id].get("lineItems") or [])
+
+            target = next(i for i in sorted(truth) if count(i) == before)
+            currency = truth[target].get("currency")
+            donor = next(
+                i
+                for i in sorted(truth)
+                if count(i) == after and truth[i].get("currency") == currency
+            )
+            record = collection.records[target]
+            record.basket = collection.records[donor].basket
+            record.updated = self._stamp()
+            collection.rerender(self._presentation())
+            return target
+
     def fail_next(
         self,
         kind: str | int,

@@ -1,0 +1,105 @@
+"""Line-item streams: one row per line of a parent's records, with no request of their own.
+
+The parent stream (client.py) hands each record it has read to a :class:`LineBuffer`,
+and the buffered rows are written by syncing the child streams (``Stream.sync``, the
+SDK's own path: SCHEMA, RECORD, stream maps, selection) at two moments only:
+
+* on every record where the SDK may write a STATE message (each
+  ``RESUMABLE_STATE_EVERY``-th), so no STATE ever carries a parent bookmark past a
+  line not yet written; and
+* when a partition ends, if its stream has no partition left or enough rows wait.
+
+Between those, rows wait in memory (at most one STATE interval of parents), and a
+partition whose rows wait has its bookmark put back if the run stops
+(``MaesnStream.restore_resumable_state``). So the children's progress is the
+parent's bookmark: the two can never diverge.
+
+A line removed from an invoice leaves its old row behind until the next reconcile
+retires it (reconcile.py). Until then every row says how many lines its parent had
+(``parent_line_count``) and when (``parent_updated_date``), so the current lines are
+the rows of a parent's newest ``parent_updated_date`` (README, "Line items").
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from singer_sdk import Stream, StreamSchema
+
+from tap_maesn_qonto.schemas import SCHEMAS_DIR
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from singer_sdk.helpers.types import Context
+
+#: Rows that may wait past a partition's end before they are written.
+ROWS_WAITING_AT_MOST = 5_000
+
+
+class LineItemsStream(Stream):
+    """The lines of one parent stream; each subclass names its parent and key column."""
+
+    schema = StreamSchema(SCHEMAS_DIR)
+    #: The column holding the parent's id.
+    parent_key: t.ClassVar[str]
+    replication_key = None
+    # No state of their own: the parent's bookmark covers the lines (module docstring).
+    state_partitioning_keys: t.ClassVar[list[str]] = []
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.primary_keys = (self.parent_key, "position")
+        self.rows: list[dict] = []
+
+    @property
+    def emit_activate_version_messages(self) -> bool:
+        return False  # the parent sends it after a reconcile (reconcile.py)
+
+    def get_records(self, context: Context | None) -> Iterable[dict]:
+        del context
+        rows, self.rows = self.rows, []
+        yield from rows
+
+    def rows_of(self, record: dict) -> list[dict]:
+        """A parent record's lines as rows (none if the record carries no lineItems)."""
+        lines = record.get("lineItems")
+        if not isinstance(lines, list):
+            return []
+        where = {
+            self.parent_key: record["id"],
+            "parent_line_count": len(lines),
+            "parent_updated_date": record.get("updatedDate"),
+            "account_label": record.get("account_label"),
+            "target_system": record.get("target_system"),
+        }
+        return [
+            {**(line if isinstance(line, dict) else {}), **where, "position": number}
+            for number, line in enumerate(lines, start=1)
+        ]
+
+
+class LineBuffer:
+    """The rows a parent stream has read and its selected line streams not yet written."""
+
+    def __init__(self, streams: list[LineItemsStream]) -> None:
+        self.streams = streams
+        self.waiting = 0
+        #: Partitions with rows waiting -> the bookmark to put back if the run stops.
+        self.unwritten: dict[str, str | None] = {}
+
+    def add(self, record: dict, label: str, bookmark_before: str | None) -> None:
+        for stream in self.streams:
+            rows = stream.rows_of(record)
+            if rows:
+                stream.rows.extend(rows)
+                self.waiting += len(rows)
+                self.unwritten.setdefault(label, bookmark_before)
+
+    def write(self) -> None:
+        """Write every waiting row, through each child stream's own sync."""
+        for stream in self.streams:
+            if stream.rows:
+                stream.sync()
+        self.waiting = 0
+        self.unwritten.clear()

@@ -328,6 +328,35 @@ def run_tap(
     )
 
 
+def run_reconcile(emulator: EmulatorProcess, workdir: Path, latency_ms: float) -> Row:
+    """A reconcile run (reconcile.py): the state of a first sync, then every record read
+    whole again with ACTIVATE_VERSION; its limit is a full sync's at the same latency."""
+    concurrency = MODES["concurrent"]
+    config = tap_config(emulator.url, concurrency)
+    first_path, state_path = workdir / "config-first.json", workdir / "state.json"
+    first_path.write_text(json.dumps(config))
+    emulator.set_latency(0)
+    first = subprocess.run(
+        [sys.executable, "-m", "tap_maesn_qonto", "--config", str(first_path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        check=True,
+    )
+    states = [m for m in map(json.loads, first.stdout.splitlines()) if m["type"] == "STATE"]
+    state_path.write_text(json.dumps(states[-1]["value"]))
+    emulator.set_latency(latency_ms)
+    config_path = workdir / "config-reconcile.json"
+    config_path.write_text(json.dumps({**config, "reconcile_interval_days": 0}))
+    argv = [
+        *(sys.executable, "-m", "tap_maesn_qonto"),
+        *("--config", str(config_path), "--state", str(state_path)),
+    ]
+    limit_s = latency_limit_s(emulator.records, concurrency, latency_ms)
+    return measured_row(
+        argv, emulator, workdir, latency_ms=latency_ms, mode="reconcile", limit_s=limit_s
+    )
+
+
 def run_baseline(emulator: EmulatorProcess, workdir: Path) -> Row:
     """The bare read+write client, in its own process like the tap (see ``baseline_main``)."""
     argv = [
@@ -691,6 +720,25 @@ def print_profile(
 # --------------------------------------------------------------------------- command line
 
 
+def reconcile_main(sizes: Sequence[int], latencies_ms: Sequence[float]) -> int:
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="tap-benchmark-") as tmp:
+        workdir = Path(tmp)
+        for records in sizes:
+            with EmulatorProcess(records, workdir) as emulator:
+                for latency_ms in latencies_ms:
+                    print(f"... reconcile of {records} records at {latency_ms} ms", file=sys.stderr)
+                    rows.append(run_reconcile(emulator, workdir, latency_ms))
+    print(format_table(rows))
+    for row in rows:
+        verdict = "met" if row.wall_per_limit <= 1.5 else "NOT MET"
+        print(
+            f"reconcile of {row.records} records at {row.latency_ms:g} ms: "
+            f"{row.wall_per_limit:.2f}x a full sync's limit (target <= 1.5x: {verdict})"
+        )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
@@ -702,6 +750,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=Path,
         help="a checkout of an earlier version (git worktree add DIR REV): its tap runs "
         "concurrent beside this one, on the same emulator",
+    )
+    parser.add_argument(
+        "--reconcile",
+        action="store_true",
+        help="a reconcile run (every record read whole, ACTIVATE_VERSION) against a full "
+        "sync's limit (default: 20 000 records at 100 ms)",
     )
     parser.add_argument(
         "--peer",
@@ -725,6 +779,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         import peer_benchmark  # noqa: PLC0415  (scripts/ is on sys.path: this script's folder)
 
         return peer_benchmark.main(args.records, args.latencies)
+    if args.reconcile:
+        return reconcile_main(args.records or [20_000], args.latencies or [100.0])
     sizes, latencies = (
         (QUICK_SIZES, QUICK_LATENCIES_MS) if args.quick else (FULL_SIZES, FULL_LATENCIES_MS)
     )

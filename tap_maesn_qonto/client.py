@@ -47,6 +47,7 @@ from tap_maesn_qonto.errors import (
 from tap_maesn_qonto.fullread import FullRead
 from tap_maesn_qonto.lineitems import ROWS_WAITING_AT_MOST, LineBuffer, LineItemsStream
 from tap_maesn_qonto.pages import PageRequest, Position
+from tap_maesn_qonto.records import PlainRecordMessages
 from tap_maesn_qonto.redaction import redact
 from tap_maesn_qonto.retries import RetryPolicy, gave_up
 from tap_maesn_qonto.schemas import SCHEMAS_DIR
@@ -113,7 +114,7 @@ def _error_body(response: requests.Response) -> tuple[bool, bool]:
     return True, isinstance(message, str) and message.startswith("Cannot ")
 
 
-class MaesnStream(RESTStream[PageRequest]):
+class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
     """A Maesn accounting list endpoint, one state partition per connected account."""
 
     schema = StreamSchema(SCHEMAS_DIR)

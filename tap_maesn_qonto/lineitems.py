@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import typing as t
 
-from singer_sdk import Stream, StreamSchema
+from singer_sdk import StreamSchema
+from singer_sdk.helpers.conform import TypeConformanceLevel
 
+from tap_maesn_qonto.records import PlainRecordMessages
 from tap_maesn_qonto.schemas import SCHEMAS_DIR
 
 if t.TYPE_CHECKING:
@@ -37,13 +39,15 @@ if t.TYPE_CHECKING:
 ROWS_WAITING_AT_MOST = 5_000
 
 
-class LineItemsStream(Stream):
+class LineItemsStream(PlainRecordMessages):
     """The lines of one parent stream; each subclass names its parent and key column."""
 
     schema = StreamSchema(SCHEMAS_DIR)
     #: The column holding the parent's id.
     parent_key: t.ClassVar[str]
     replication_key = None
+    # The rows are the parent's lines, already shaped to the same schema (shaping.py).
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
     # No state of their own: the parent's bookmark covers the lines (module docstring).
     state_partitioning_keys: t.ClassVar[list[str]] = []
 

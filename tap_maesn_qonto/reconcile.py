@@ -41,6 +41,8 @@ if t.TYPE_CHECKING:
     from singer_sdk import Stream
     from singer_sdk.singerlib import Message
 
+    from tap_maesn_qonto.records import PlainRecordMessages
+
 RECONCILED_AT = "reconciled_at"
 TABLE_VERSION = "table_version"
 DEFAULT_INTERVAL_DAYS = 7
@@ -104,14 +106,14 @@ def _moment(value: t.Any) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-def carry_version(stream: Stream, version: int | None) -> None:
-    """Have the SDK's RECORD messages of ``stream`` carry ``version``.
+def carry_version(stream: PlainRecordMessages, version: int | None) -> None:
+    """Have the RECORD messages of ``stream`` carry ``version``, on either path (records.py).
 
-    The SDK sets this only for its own ACTIVATE_VERSION (sent before a FULL_TABLE
-    sync, which would retire every row before it is sent again), and has no public
-    setter: this is the one private SDK name the tap writes, and
-    tests/test_sdk_contract.py fails if the SDK stops reading it.
+    The SDK sets ``_stream_version`` only for its own ACTIVATE_VERSION (sent before a
+    FULL_TABLE sync, which would retire every row before it is sent again), and has no
+    public setter: tests/test_sdk_contract.py fails if the SDK stops reading it.
     """
+    stream.table_version = version
     stream._stream_version = version
 
 

@@ -7,11 +7,15 @@
   adds the run's verdict, so an incomplete run must still end with exit code 3.
 * ``Stream._stream_version`` is set (reconcile.carry_version) so that RECORD messages
   carry the table version; the SDK has no public setter.
+* ``Stream._generate_record_messages`` is overridden (records.py): without stream maps,
+  flattening or deselected properties, RECORD messages skip the SDK's no-op work, and
+  must be exactly what the SDK's own path writes.
 """
 
 from __future__ import annotations
 
 import inspect
+from unittest import mock
 
 from singer_sdk import Tap
 from singer_sdk.streams.core import Stream
@@ -19,8 +23,10 @@ from singer_sdk.streams.core import Stream
 from tap_maesn_qonto.client import RESUMABLE_STATE_EVERY
 from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.errors import IncompleteSyncError
+from tap_maesn_qonto.records import PlainRecordMessages
+from tap_maesn_qonto.tap import TapMaesnQonto
 from tap_maesn_qonto.timestamps import normalize_timestamp
-from tests.helpers import sync, tap_config
+from tests.helpers import SyncResult, sync, tap_config
 
 RECORDS = 2 * RESUMABLE_STATE_EVERY + 500
 
@@ -84,6 +90,47 @@ def test_record_messages_still_take_their_version_from_stream_version() -> None:
     partition = result.final_state["bookmarks"]["invoices"]["partitions"][0]
     versions = {m.get("version") for m in result.messages if m["type"] == "RECORD"}
     assert versions == {partition["table_version"]}
+
+
+def test_the_direct_record_path_writes_what_the_sdks_own_path_writes() -> None:
+    source = inspect.getsource(Stream._generate_record_messages)
+    assert "pop_deselected_record_properties" in source  # what records.py skips
+    assert "stream_map.transform(record)" in source
+
+    def records(result: SyncResult) -> list[dict]:
+        """RECORD messages without what differs between two runs (their time, the version)."""
+        versions = {(m["stream"], m["version"]) for m in result.messages if m["type"] == "RECORD"}
+        assert len(versions) == 6, versions  # one table version per stream, on every record
+        return [
+            {k: v for k, v in m.items() if k not in {"time_extracted", "version"}}
+            for m in result.messages
+            if m["type"] == "RECORD"
+        ]
+
+    with Emulator(counts={"invoices": 120, "bills": 60, "bookingProposals": 40}) as emulator:
+        config = tap_config(emulator, start_date="2024-01-01T00:00:00Z")
+        direct = sync(config)
+        assert not _sdk_path_taken(config)
+        with mock.patch.object(
+            PlainRecordMessages, "records_need_the_sdk", property(lambda _: True)
+        ):
+            through_the_sdk = sync(config)
+    assert len({m["stream"] for m in records(direct)}) == 6
+    assert records(direct) == records(through_the_sdk)
+
+
+def _sdk_path_taken(config: dict) -> bool:
+    tap = TapMaesnQonto(config=config)
+    return any(
+        s.records_need_the_sdk for s in tap.streams.values() if isinstance(s, PlainRecordMessages)
+    )
+
+
+def test_stream_maps_flattening_and_deselection_take_the_sdks_path() -> None:
+    base = {"api_key": "k", "account_key": "a"}
+    assert not _sdk_path_taken(base)
+    assert _sdk_path_taken({**base, "stream_maps": {"invoices": {"name": "__NULL__"}}})
+    assert _sdk_path_taken({**base, "flattening_enabled": True, "flattening_max_depth": 1})
 
 
 def test_sync_all_is_still_the_sdk_entry_point_the_wrapper_extends() -> None:

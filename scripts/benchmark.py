@@ -336,14 +336,20 @@ def run_reconcile(emulator: EmulatorProcess, workdir: Path, latency_ms: float) -
     first_path, state_path = workdir / "config-first.json", workdir / "state.json"
     first_path.write_text(json.dumps(config))
     emulator.set_latency(0)
-    first = subprocess.run(
-        [sys.executable, "-m", "tap_maesn_qonto", "--config", str(first_path)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        check=True,
-    )
-    states = [m for m in map(json.loads, first.stdout.splitlines()) if m["type"] == "STATE"]
-    state_path.write_text(json.dumps(states[-1]["value"]))
+    messages_path = workdir / "first-run.jsonl"
+    # To a file, not into this process: a child forked from a big parent counts the
+    # parent's memory in its peak RSS until it execs.
+    with messages_path.open("wb") as messages:
+        subprocess.run(
+            [sys.executable, "-m", "tap_maesn_qonto", "--config", str(first_path)],
+            cwd=REPO_ROOT,
+            stdout=messages,
+            stderr=subprocess.DEVNULL,
+            check=True,
+        )
+    with messages_path.open(encoding="utf-8") as lines:
+        last_state = [line for line in lines if line.startswith('{"type":"STATE"')][-1]
+    state_path.write_text(json.dumps(json.loads(last_state)["value"]))
     emulator.set_latency(latency_ms)
     config_path = workdir / "config-reconcile.json"
     config_path.write_text(json.dumps({**config, "reconcile_interval_days": 0}))

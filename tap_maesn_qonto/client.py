@@ -31,7 +31,7 @@ from singer_sdk.streams.rest import PageContext
 
 from tap_maesn_qonto import keycheck, reconcile
 from tap_maesn_qonto.accounts import Account
-from tap_maesn_qonto.details import Details
+from tap_maesn_qonto.details import AutoVerdict, Details
 from tap_maesn_qonto.envelope import Page, parse_page
 from tap_maesn_qonto.errors import (
     AuthError,
@@ -140,6 +140,9 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         self._shaper = Shaper(self.schema, self._shape_issues)
         self._reader: WindowRead | FullRead | None = None
         self._lines: LineBuffer | None = None  # set when the sync starts
+        self._auto_verdicts: dict[str, AutoVerdict] = {}  # target system -> what auto learnt
+        self._partition_state: dict = {}  # the current partition's state (the SDK's own dict)
+        self._last_label: str | None = None  # the stream's last partition
         self._table: reconcile.TablePlan | None = None  # set when the sync starts
         self._table_since = dt.datetime.now(dt.UTC)
         self._write_message = tap.write_message
@@ -573,6 +576,9 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
             fetch_one=lambda record: None,
             max_concurrency=int(self.config["max_concurrency"]),
             thread_name=f"{self.name}-detail",
+            verdict=self._auto_verdicts.setdefault(
+                self.account(context).target_system, AutoVerdict()
+            ),
         )
 
         def fetch_one(record: dict) -> dict | None:
@@ -649,8 +655,10 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
     def get_records(self, context: Context | None) -> Iterable[dict]:
         """One account's records; then its line rows, if it is time to write them."""
         lines, table = self._start_sync()
+        # The SDK finds a partition's state by a linear search: once per partition here.
+        self._partition_state = self.get_context_state(context)
         yield from self._partition_records(context)
-        last = self.account(context).label == (self.partitions or [{}])[-1].get("account_label")
+        last = self.account(context).label == self._last_label
         if lines.waiting and (last or lines.waiting >= ROWS_WAITING_AT_MOST):
             self._write_lines(context)
         if last:
@@ -659,6 +667,7 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
     def _start_sync(self) -> tuple[LineBuffer, reconcile.TablePlan]:
         """On the stream's first partition: its line streams, and its table's version."""
         if self._lines is None or self._table is None:
+            self._last_label = (self.partitions or [{}])[-1].get("account_label")
             children = [c for c in self.child_streams if isinstance(c, LineItemsStream)]
             self._lines = LineBuffer([c for c in children if c.selected])
             self._table_since = dt.datetime.now(dt.UTC)
@@ -712,9 +721,12 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
             return
         label = self.account(context).label
         resumable = isinstance(self._reader, WindowRead)
-        state = self.get_context_state(context)
         # Where a stop would leave this partition if it happened now.
-        safe = state.get("replication_key_value") if resumable else self._previous_bookmark
+        safe = (
+            self._partition_state.get("replication_key_value")
+            if resumable
+            else self._previous_bookmark
+        )
         lines.add(record, label, safe)
         if lines.waiting and self.outcome.records % RESUMABLE_STATE_EVERY == 0:
             self._write_lines(context)

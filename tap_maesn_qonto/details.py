@@ -6,7 +6,8 @@ details, and for Qonto a list may serve ``lineItems`` null. ``fetch_details``:
 * ``auto`` (default): a listed record without ``lineItems`` gets them from its detail,
   when anything selected needs them (a line-item stream, or the parent's lineItems),
   until the details of ``AUTO_GIVES_UP_AFTER`` such records in a row had none either
-  (then a list's null means "no lines" for this account, and no more are fetched);
+  (then a list's null means "no lines": the list endpoint behaves alike for every
+  account of a target system, so no more are fetched for any account of it);
 * ``always``: every listed record takes its detail's ``lineItems`` (for a list that
   trims them);
 * ``never``: lists are taken as they are.
@@ -35,6 +36,18 @@ AUTO_GIVES_UP_AFTER = 5
 
 
 @dataclass
+class AutoVerdict:
+    """What auto has learnt of one stream's list on one target system, across accounts."""
+
+    #: Details in a row that had no line items either (auto gives up at the limit).
+    empty_in_a_row: int = 0
+
+    @property
+    def given_up(self) -> bool:
+        return self.empty_in_a_row >= AUTO_GIVES_UP_AFTER
+
+
+@dataclass
 class Details:
     """Completes pages of one stream with their records' detail line items."""
 
@@ -43,22 +56,17 @@ class Details:
     fetch_one: Callable[[dict], dict | None]
     max_concurrency: int
     thread_name: str
+    verdict: AutoVerdict
     fetched: int = 0
-    #: Details in a row that had no line items either (auto gives up at the limit).
-    empty_in_a_row: int = 0
 
     def give_up(self) -> None:
-        """auto: fetch no more details in this partition."""
-        self.empty_in_a_row = AUTO_GIVES_UP_AFTER
+        """auto: fetch no more details for this stream and target system."""
+        self.verdict.empty_in_a_row = AUTO_GIVES_UP_AFTER
 
     def needs(self, record: dict) -> bool:
         if self.mode == "always":
             return True
-        return (
-            self.mode == "auto"
-            and self.empty_in_a_row < AUTO_GIVES_UP_AFTER
-            and record.get("lineItems") is None
-        )
+        return self.mode == "auto" and not self.verdict.given_up and record.get("lineItems") is None
 
     def complete(self, page: Page) -> Page:
         """The page with every record that needs it given its detail's lineItems."""
@@ -71,7 +79,7 @@ class Details:
         self.fetched += len(todo)
         for detail in details:
             has_lines = bool(detail and detail.get("lineItems"))
-            self.empty_in_a_row = 0 if has_lines else self.empty_in_a_row + 1
+            self.verdict.empty_in_a_row = 0 if has_lines else self.verdict.empty_in_a_row + 1
         by_id = {id(record): detail for record, detail in zip(todo, details, strict=True)}
         return replace(page, records=[self._merged(r, by_id.get(id(r))) for r in page.records])
 

@@ -6,7 +6,7 @@ Run by .ci/run after the quick start. Each check prints one line; the script exi
 if any fails.
 
 1. `meltano config test` passes with good keys and fails clearly with bad ones.
-2. `meltano select --list` shows the three streams.
+2. `meltano select --list` shows the three streams and their line-item streams.
 3. Settings come from TAP_MAESN_QONTO_* environment variables (page size 50 shows
    in the page counts), and the SDK's stream maps (alias, filter, hashed field,
    dropped field) and flattening work through Meltano into target-jsonl.
@@ -49,6 +49,11 @@ from tap_maesn_qonto.emulator import Emulator  # noqa: E402
 
 COUNTS = {"invoices": 310, "bills": 120, "bookingProposals": 75}
 STREAMS = {"invoices": "invoices", "bills": "bills", "booking_proposals": "bookingProposals"}
+LINE_ITEM_STREAMS = {
+    "invoice_line_items": "invoice_id",
+    "bill_line_items": "bill_id",
+    "booking_proposal_line_items": "booking_proposal_id",
+}
 
 
 # The same pins as scripts/quickstart.sh.
@@ -131,7 +136,9 @@ def check_select_list(meltano: Meltano, emulator: Emulator) -> str:
     assert listed.returncode == 0, listed.stderr[-2000:]
     for stream in STREAMS:
         assert f"] {stream}.id" in listed.stdout, f"{stream} missing from select --list"
-    return "select --list: invoices, bills, booking_proposals"
+    for stream, key in LINE_ITEM_STREAMS.items():
+        assert f"] {stream}.{key}" in listed.stdout, f"{stream} missing from select --list"
+    return f"select --list: {', '.join([*STREAMS, *LINE_ITEM_STREAMS])}"
 
 
 def check_maps_flattening_and_env(meltano: Meltano, emulator: Emulator) -> str:

@@ -18,6 +18,7 @@ bookmark.
 
 from __future__ import annotations
 
+import math
 import time
 import typing as t
 from dataclasses import dataclass, field, replace
@@ -89,6 +90,7 @@ class FullRead:
     dropped_older: int = 0
     max_key: str | None = None
     seconds: float = 0.0
+    _probed_pages: int | None = field(default=None, init=False)
 
     def records(self) -> Iterator[dict]:
         """Every record of the list once, pass after pass until a pass is sound."""
@@ -108,14 +110,15 @@ class FullRead:
                 Position.FIRST if number == 1 else Position.KNOWN,
                 self.first_probe if number == 1 else None,
             )
-            first = self.fetch(self.query.at(1, Position.KNOWN))
+            # The probe's total tells the pages: page 1 goes out with the others.
             for page in pages_in_order(
                 self.fetch,
-                first,
+                None,
                 self.query,
                 max_concurrency=self.max_concurrency,
                 thread_name=self.thread_name,
                 on_page=self.on_page,
+                expected_pages=self._probed_pages,
             ):
                 yield from self._new_records(page, check, newest_created)
             drift = check.drift()
@@ -149,6 +152,7 @@ class FullRead:
         The first probe is the read's first request: a target system that rejects
         ordering (400) is then read in its own order, with no probe.
         """
+        self._probed_pages = None
         if self.query.order_field is None:
             return None
         try:
@@ -162,6 +166,8 @@ class FullRead:
             )
             self.query = replace(self.query, order_field=None)
             return None
+        total = page.total
+        self._probed_pages = None if total is None else math.ceil(total / self.query.limit)
         values = [value for record in page.records if (value := self.created_of(record))]
         return max(values, default=None)
 

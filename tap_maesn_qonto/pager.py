@@ -1,8 +1,11 @@
 """Concurrent fetch-ahead of the pages of one query, handed out in page order.
 
-Page 1 tells how many pages there are; the following pages are fetched by up to
-``max_concurrency`` worker threads while the caller consumes them in order. At
-most that many pages are held, so memory does not grow with the stream.
+Page 1 tells how many pages there are; the following pages are fetched by worker
+threads while the caller consumes them in order. One page more than
+``max_concurrency`` is kept coming, so that while one is being decoded the others
+keep the network busy; the run's in-flight limit (runtime.py) still holds the HTTP
+requests to ``max_concurrency``. At most that many pages are held, so memory does
+not grow with the stream.
 
 The number of pages in flight adapts to keep the caller fed and no more: (time
 to fetch a page) / (time to consume one), rounded up and capped at
@@ -91,25 +94,37 @@ def position_of(number: int, reported_pages: int | None) -> Position:
 
 def pages_in_order(
     fetch: Fetch,
-    first: Page,
+    first: Page | None,
     query: PageRequest,
     *,
     max_concurrency: int,
     thread_name: str,
     on_page: Callable[[Page], None] | None = None,
+    expected_pages: int | None = None,
 ) -> Iterator[Page]:
-    """Yield ``first``, then the query's following pages in order, fetched ahead."""
-    yield first
+    """Yield ``first``, then the query's following pages in order, fetched ahead.
+
+    Without ``first``, page 1 is fetched here too: beside it, the pages that certainly
+    exist by ``expected_pages`` (a count from just before, such as a probe's total),
+    all but the last, which a deletion since may have emptied. Page 1's own count
+    then takes over.
+    """
     page_size = query.limit
-    if is_last(first, page_size) or not first.records:
-        return
-    reported = first.total_pages
+    if first is None:
+        next_to_submit = number = 1
+        reported = expected_pages - 1 if expected_pages and expected_pages > 1 else None
+    else:
+        yield first
+        if is_last(first, page_size) or not first.records:
+            return
+        next_to_submit = number = 2
+        reported = first.total_pages
+    in_flight = max_concurrency + 1  # one decoding while the others wait on the network
     pool = concurrent.futures.ThreadPoolExecutor(
-        max_workers=max_concurrency, thread_name_prefix=thread_name
+        max_workers=in_flight, thread_name_prefix=thread_name
     )
     pending: dict[int, concurrent.futures.Future[Page]] = {}
-    next_to_submit = number = 2
-    pace = FetchPace(max_concurrency)
+    pace = FetchPace(in_flight)
     try:
         while True:
             # Without a page count, fetch one page at a time past the last full one.

@@ -11,8 +11,10 @@ import time
 import pytest
 
 from tap_maesn_qonto import throttle as throttle_module
+from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.retries import retry_after_seconds
 from tap_maesn_qonto.throttle import AdaptiveLimit, RequestThrottle
+from tests.helpers import sync, tap_config
 
 
 class FakeClock:
@@ -116,3 +118,16 @@ def test_the_limit_holds_back_workers_beyond_it() -> None:
     for thread in threads:
         thread.join()
     assert most == 2
+
+
+@pytest.mark.parametrize("max_concurrency", [1, 2, 4])
+def test_never_more_requests_in_flight_than_max_concurrency(max_concurrency: int) -> None:
+    # The pager keeps one page more than max_concurrency coming (one is being decoded
+    # while the others wait on the network); the in-flight limit still caps the requests.
+    with Emulator(counts={"invoices": 600, "bills": 300, "bookingProposals": 0}) as emulator:
+        emulator.configure(latency_ms=20)
+        config = tap_config(emulator, page_size=20, max_concurrency=max_concurrency)
+        del config["start_date"]  # whole-list reads: the concurrent path
+        sync(config)
+        most = emulator.stats()["most_in_flight"]
+    assert most == max_concurrency

@@ -358,6 +358,8 @@ class Emulator:
         self._faults: Counter[str] = Counter()
         self._list_requests: Counter[str] = Counter()
         self._detail_requests: Counter[str] = Counter()
+        self._in_flight = 0  # requests being answered now (admin calls included)
+        self._most_in_flight = 0
         self._auth_requests: Counter[str] = Counter()  # GET /auth/{TARGET_SYSTEM}, by system
         self._mutations: Counter[str] = Counter()
         self._successful_list_requests = 0
@@ -502,7 +504,8 @@ class Emulator:
             self._scripted_faults.append(_ScriptedFault(kind, count, resource, page))
 
     def stats(self) -> dict[str, Any]:
-        """Counts since start: API requests (admin calls excluded), statuses, faults, mutations."""
+        """Counts since start: API requests (admin calls excluded), statuses, faults, mutations,
+        and the most requests it was answering at once (admin calls included)."""
         with self._lock:
             return {
                 "requests": self._requests,
@@ -512,9 +515,19 @@ class Emulator:
                 "detail_requests": dict(self._detail_requests),
                 "auth_requests": dict(self._auth_requests),
                 "mutations": dict(self._mutations),
+                "most_in_flight": self._most_in_flight,
             }
 
     # ------------------------------------------------------------------ hooks for the HTTP handler
+
+    def request_started(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self._most_in_flight = max(self._most_in_flight, self._in_flight)
+
+    def request_ended(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     def connection_opened(self, connection: socket.socket) -> None:
         with self._lock:
@@ -998,6 +1011,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         emulator = self.server.emulator
+        emulator.request_started()
+        try:
+            self._answer(emulator)
+        finally:
+            emulator.request_ended()
+
+    def _answer(self, emulator: Emulator) -> None:
         reply = emulator.handle(self._read_request())
         if reply.delay_seconds:
             emulator.pause(reply.delay_seconds)

@@ -520,10 +520,7 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
 
     def _whole_list_since(self) -> dt.datetime | None:
         """What a whole-list read keeps when no window start applies: a reconcile's start_date."""
-        start_date = self.config.get("start_date")
-        if self.replication_method == REPLICATION_FULL_TABLE or not start_date:
-            return None
-        return parse_timestamp(str(start_date))
+        return None if self.replication_method == REPLICATION_FULL_TABLE else self._start(None)
 
     def plan_first_request(self, context: Context | None) -> None:
         """Have the partition's first request fetched ahead of its turn (prefetch.py)."""
@@ -571,15 +568,7 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         )
         if mode == "never" or (mode == "auto" and not lines_wanted):
             return None
-        details = Details(
-            mode=mode,
-            fetch_one=lambda record: None,
-            max_concurrency=int(self.config["max_concurrency"]),
-            thread_name=f"{self.name}-detail",
-            verdict=self._auto_verdicts.setdefault(
-                self.account(context).target_system, AutoVerdict()
-            ),
-        )
+        verdict = self._auto_verdicts.setdefault(self.account(context).target_system, AutoVerdict())
 
         def fetch_one(record: dict) -> dict | None:
             try:
@@ -589,7 +578,7 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
             except (MaesnAPIError, ClientError) as exc:
                 if mode == "always":
                     raise
-                details.give_up()
+                verdict.give_up()
                 self._warn_once(
                     "details",
                     f"record details are not available here ({exc}); line items are "
@@ -597,8 +586,13 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
                 )
                 return None
 
-        details.fetch_one = fetch_one
-        return details
+        return Details(
+            mode=mode,
+            fetch_one=fetch_one,
+            max_concurrency=int(self.config["max_concurrency"]),
+            thread_name=f"{self.name}-detail",
+            verdict=verdict,
+        )
 
     def _full_read(
         self,
@@ -738,7 +732,7 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         That STATE carries this partition's bookmark as a stop would leave it
         (restore_resumable_state); the SDK's own value is put back afterwards.
         """
-        state = self.get_context_state(context)
+        state = self._partition_state
         saved = dict(state)
         self.restore_resumable_state(context)
         try:

@@ -46,6 +46,10 @@ class AutoVerdict:
     def given_up(self) -> bool:
         return self.empty_in_a_row >= AUTO_GIVES_UP_AFTER
 
+    def give_up(self) -> None:
+        """Fetch no more details for this stream and target system."""
+        self.empty_in_a_row = AUTO_GIVES_UP_AFTER
+
 
 @dataclass
 class Details:
@@ -58,10 +62,6 @@ class Details:
     thread_name: str
     verdict: AutoVerdict
     fetched: int = 0
-
-    def give_up(self) -> None:
-        """auto: fetch no more details for this stream and target system."""
-        self.verdict.empty_in_a_row = AUTO_GIVES_UP_AFTER
 
     def needs(self, record: dict) -> bool:
         if self.mode == "always":

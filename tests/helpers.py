@@ -98,6 +98,26 @@ def sync(
     return SyncResult(writer.messages)
 
 
+def state_at(
+    value: str, streams: t.Iterable[str] = STREAM_RESOURCES, label: str = "default"
+) -> dict[str, t.Any]:
+    """A state with ``value`` as the bookmark of each of ``streams``, for account ``label``."""
+    return {
+        "bookmarks": {
+            stream: {
+                "partitions": [
+                    {
+                        "context": {"account_label": label},
+                        "replication_key": "updatedDate",
+                        "replication_key_value": value,
+                    }
+                ]
+            }
+            for stream in streams
+        }
+    }
+
+
 def bookmark(state: dict[str, t.Any], stream: str) -> dict[str, t.Any]:
     """The single account partition's bookmark of ``stream``."""
     partitions = state["bookmarks"][stream]["partitions"]

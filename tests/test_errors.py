@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tap_maesn_qonto.emulator import Emulator
-from tests.helpers import STREAM_RESOURCES, parse_messages, run_cli, tap_config
+from tests.helpers import STREAM_RESOURCES, parse_messages, run_cli, state_at, tap_config
 
 TENANT_SECRET = "tenant-key-7c1d0e5a9f3b4d2e8a6c"
 ACCOUNT_SECRET = "account-key-2b9e4f6a1c8d3e7f5a0b"
@@ -211,19 +211,7 @@ def test_a_corrupt_state_file_is_named_and_nothing_is_emitted(tmp_path: Path) ->
 
 
 def test_a_bookmark_in_the_future_stops_the_tap(tmp_path: Path) -> None:
-    future = {
-        "bookmarks": {
-            "invoices": {
-                "partitions": [
-                    {
-                        "context": {"account_label": "default"},
-                        "replication_key": "updatedDate",
-                        "replication_key_value": "2999-01-01T00:00:00Z",
-                    }
-                ]
-            }
-        }
-    }
+    future = state_at("2999-01-01T00:00:00Z", ["invoices"])
     with Emulator(counts=_counts(5)) as emulator:
         state = _state_file(tmp_path, json.dumps(future))
         result = run_cli("--state", state, config=tap_config(emulator), tmp_path=tmp_path)
@@ -232,20 +220,8 @@ def test_a_bookmark_in_the_future_stops_the_tap(tmp_path: Path) -> None:
 
 
 def test_a_bookmark_in_an_odd_format_is_normalized_and_resumed(tmp_path: Path) -> None:
-    odd = {
-        "bookmarks": {
-            "bills": {
-                "partitions": [
-                    {
-                        "context": {"account_label": "default"},
-                        "replication_key": "updatedDate",
-                        "replication_key_value": "2026-06-01 12:00:00+02:00",
-                    }
-                ]
-            },
-            "some_other_taps_stream": {"replication_key_value": 17},
-        }
-    }
+    odd = state_at("2026-06-01 12:00:00+02:00", ["bills"])
+    odd["bookmarks"]["some_other_taps_stream"] = {"replication_key_value": 17}
     with Emulator(counts=_counts(60)) as emulator:
         state = _state_file(tmp_path, json.dumps(odd))
         result = run_cli(

@@ -29,6 +29,7 @@ from tests.helpers import (
     STREAM_RESOURCES,
     bookmark,
     parse_messages,
+    state_at,
     sync,
     tap_config,
 )
@@ -144,19 +145,7 @@ def test_config_state_and_catalog_from_process_substitution(tmp_path: Path) -> N
                 if metadata["breadcrumb"] == []:
                     metadata["metadata"]["selected"] = entry["tap_stream_id"] == "invoices"
         mark = _sorted_moments(emulator, "invoices")[COUNT // 2].replace(microsecond=0)
-        state = {
-            "bookmarks": {
-                "invoices": {
-                    "partitions": [
-                        {
-                            "context": {"account_label": "default"},
-                            "replication_key": "updatedDate",
-                            "replication_key_value": format_timestamp(mark),
-                        }
-                    ]
-                }
-            }
-        }
+        state = state_at(format_timestamp(mark), ["invoices"])
         result = _bash(
             '"$PYTHON" -m tap_maesn_qonto --config <(printf %s "$CONFIG") '
             '--state=<(printf %s "$STATE") --catalog <(printf %s "$CATALOG")',

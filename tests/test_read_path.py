@@ -36,6 +36,7 @@ from tests.helpers import (
     bookmark,
     parse_messages,
     run_cli,
+    state_at,
     sync,
     tap_config,
 )
@@ -98,6 +99,18 @@ def _assert_no_key_leaked(*texts: str) -> None:
     for text in texts:
         for key in KEYS:
             assert key not in text, "a key reached the output"
+
+
+def _assert_a_clean_run_read_every_id(
+    result: subprocess.CompletedProcess[str], truth: dict[str, set[str]]
+) -> None:
+    """Exit 0, no traceback, no key in the output, and every stream's ids equal the truth."""
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    _assert_no_key_leaked(result.stdout, result.stderr)
+    messages = parse_messages(result.stdout)
+    for stream, ids in truth.items():
+        assert set(messages.ids(stream)) == ids
 
 
 def _free_port() -> int:
@@ -322,19 +335,7 @@ def test_full_table_in_the_catalog_reads_every_record_whatever_the_bookmark() ->
                     if metadata["breadcrumb"] == []:
                         metadata["metadata"]["forced-replication-method"] = "FULL_TABLE"
         newest = max(_utc(r["updatedDate"]) or "" for r in emulator.truth("invoices").values())
-        state = {
-            "bookmarks": {
-                "invoices": {
-                    "partitions": [
-                        {
-                            "context": {"account_label": "default"},
-                            "replication_key": "updatedDate",
-                            "replication_key_value": newest,
-                        }
-                    ]
-                }
-            }
-        }
+        state = state_at(newest, ["invoices"])
         result = sync(config, state=state, catalog=catalog)
         truth = set(emulator.truth("invoices"))
     ids = result.ids("invoices")
@@ -405,12 +406,7 @@ def test_a_retry_after_date_without_a_zone_is_honoured(tmp_path: Path, style: st
         truth = {s: set(emulator.truth(r)) for s, r in STREAM_RESOURCES.items()}
         faults = emulator.stats()["faults"]
     assert faults == {"429": 1}
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    _assert_no_key_leaked(result.stdout, result.stderr)
-    messages = parse_messages(result.stdout)
-    for stream, ids in truth.items():
-        assert set(messages.ids(stream)) == ids
+    _assert_a_clean_run_read_every_id(result, truth)
 
 
 # --- item 12 (and exit codes 130, 143): stopped by a signal --------------------------------
@@ -581,12 +577,7 @@ def test_exit_code_0_when_every_record_was_read(tmp_path: Path) -> None:
     with Emulator(counts=_counts(15)) as emulator:
         result = run_cli(config=tap_config(emulator, page_size=5), tmp_path=tmp_path)
         truth = {s: set(emulator.truth(r)) for s, r in STREAM_RESOURCES.items()}
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    _assert_no_key_leaked(result.stdout, result.stderr)
-    messages = parse_messages(result.stdout)
-    for stream, ids in truth.items():
-        assert set(messages.ids(stream)) == ids
+    _assert_a_clean_run_read_every_id(result, truth)
 
 
 def test_exit_code_1_for_a_key_maesn_rejects(tmp_path: Path) -> None:

@@ -76,7 +76,7 @@ from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.errors import IncompleteSyncError
 from tap_maesn_qonto.tap import TapMaesnQonto
 from tap_maesn_qonto.timestamps import format_timestamp, normalize_timestamp
-from tests.helpers import STREAM_RESOURCES, CollectingWriter, SyncResult, tap_config
+from tests.helpers import STREAM_RESOURCES, CollectingWriter, SyncResult, state_at, tap_config
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -342,24 +342,6 @@ def _fell_back(run: Run, stream: str) -> bool:
     return any("reading the whole list this run" in line for line in run.logged[stream])
 
 
-def _state_at(value: str) -> dict[str, t.Any]:
-    """A state with ``value`` as every stream's bookmark (one dict each, as from JSON)."""
-    return {
-        "bookmarks": {
-            stream: {
-                "partitions": [
-                    {
-                        "context": {"account_label": "default"},
-                        "replication_key": "updatedDate",
-                        "replication_key_value": value,
-                    }
-                ]
-            }
-            for stream in STREAM_RESOURCES
-        }
-    }
-
-
 @dataclass
 class Observed:
     """Everything a scenario produced, for the properties."""
@@ -398,7 +380,7 @@ def observe(scenario: Scenario) -> Observed:
             config["start_date"] = start.text
         elif start.kind == "bookmark":
             assert start.at is not None
-            state = _state_at(format_timestamp(start.at))
+            state = state_at(format_timestamp(start.at))
             run_1_start = format_timestamp(
                 start.at - dt.timedelta(seconds=scenario.lookback_window)
             )

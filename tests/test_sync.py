@@ -24,6 +24,7 @@ from tests.helpers import (
     SANDBOX_ACCOUNT_KEY,
     STREAM_RESOURCES,
     bookmark,
+    state_at,
     sync,
     tap_config,
 )
@@ -304,20 +305,7 @@ def test_a_full_read_that_keeps_seeing_deletions_keeps_the_previous_bookmark(
         config.pop("start_date")
         state = None
         if previous is not None:
-            state = {
-                "bookmarks": {
-                    stream: {
-                        "partitions": [
-                            {
-                                "context": {"account_label": "default"},
-                                "replication_key": "updatedDate",
-                                "replication_key_value": previous,
-                            }
-                        ]
-                    }
-                    for stream in STREAM_RESOURCES
-                }
-            }
+            state = state_at(previous)
         result = sync(config, state=state, expect=IncompleteSyncError)
     for stream in STREAM_RESOURCES:
         assert bookmark(result.final_state, stream).get("replication_key_value") == previous

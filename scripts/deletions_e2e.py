@@ -440,7 +440,7 @@ def check_setting(pg: pg_server.Server, pg_state: Path, work: Path, schema: str)
         run2 = pipeline.run("run2")
         second = read_all(pg, schema)
         reports = check_warehouse.check(
-            meltano_e2e._truths(emulator), check_warehouse.read_postgres(pg_state, schema)
+            meltano_e2e.truths(emulator), check_warehouse.read_postgres(pg_state, schema)
         )
         outcome = check_incremental(
             run2,
@@ -454,7 +454,7 @@ def check_setting(pg: pg_server.Server, pg_state: Path, work: Path, schema: str)
         run3 = pipeline.run("run3", reconcile_interval_days=0)
         third = read_all(pg, schema)
         reports = check_warehouse.check(
-            meltano_e2e._truths(emulator), live_parent_rows(pg_state, schema)
+            meltano_e2e.truths(emulator), live_parent_rows(pg_state, schema)
         )
         table = check_reconcile(
             run3,

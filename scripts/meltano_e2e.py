@@ -250,7 +250,7 @@ def _read_target(target: str, pg_state: Path) -> dict[str, list[dict[str, Any]]]
     return check_warehouse.read_csv(out / "csv")
 
 
-def _truths(emulator: Emulator) -> dict[str, check_warehouse.Truth]:
+def truths(emulator: Emulator) -> dict[str, check_warehouse.Truth]:
     return {
         table: check_warehouse.Truth(emulator.truth(resource), emulator.deleted_ids(resource))
         for table, resource in STREAMS.items()
@@ -273,12 +273,12 @@ def measure_target(
     assert second.returncode == 0, f"{target} run 2: {second.stderr[-3000:]}"
     emitted = [int(n) for n in re.findall(r"sync summary: (\d+) records emitted", second.stderr)]
     assert sum(emitted) < sum(COUNTS.values()) / 4, f"run 2 was not incremental: {emitted}"
-    reports = check_warehouse.check(_truths(emulator), _read_target(target, pg_state))
+    reports = check_warehouse.check(truths(emulator), _read_target(target, pg_state))
     for resource in STREAMS.values():
         emulator.mutate(resource, delete=DELETIONS)
     third = meltano(*args, **env)
     assert third.returncode == 0, f"{target} run 3: {third.stderr[-3000:]}"
-    after_deletions = check_warehouse.check(_truths(emulator), _read_target(target, pg_state))
+    after_deletions = check_warehouse.check(truths(emulator), _read_target(target, pg_state))
     facts = {
         "money_exact": all(r.tally.money_wrong == 0 for r in reports),
         "same_instants": all(r.tally.instants_wrong == 0 for r in reports),

@@ -46,7 +46,10 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MELTANO = "meltano==4.4.1"  # the quick start's pin
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from meltano_e2e import MELTANO, uvx_executable  # noqa: E402  (the quick start's pin)
+
 EMULATOR_URL = "http://127.0.0.1:8787"  # meltano.yml's `emulator` environment
 EMULATOR_KEYS = {"MAESN_API_KEY": "emulator-api-key", "MAESN_ACCOUNT_KEY": "emulator-account-qonto"}
 STREAMS = ("invoices", "bills", "booking_proposals")
@@ -87,14 +90,7 @@ def meltano_executable(given: str | None) -> str:
     local = ROOT / ".quickstart" / "meltano" / "bin" / "meltano"
     if local.exists():
         return str(local)
-    script = "import os, sys; print(os.path.join(os.path.dirname(sys.executable), 'meltano'))"
-    uv = ["uv"] if shutil.which("uv") else ["python3", "-m", "uv"]
-    return subprocess.run(
-        [*uv, "tool", "run", "--quiet", "--from", MELTANO, "python", "-c", script],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    return uvx_executable(MELTANO, "meltano")
 
 
 def copy_checkout(destination: Path) -> None:

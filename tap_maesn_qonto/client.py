@@ -16,7 +16,7 @@ import threading
 import time
 import typing as t
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from urllib.parse import quote
 
 import backoff
@@ -46,6 +46,7 @@ from tap_maesn_qonto.errors import (
 )
 from tap_maesn_qonto.fullread import FullRead
 from tap_maesn_qonto.lineitems import ROWS_WAITING_AT_MOST, LineBuffer, LineItemsStream
+from tap_maesn_qonto.pager import opening_requests
 from tap_maesn_qonto.pages import PageRequest, Position
 from tap_maesn_qonto.records import PlainRecordMessages
 from tap_maesn_qonto.redaction import redact
@@ -147,7 +148,6 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         self._table_since = dt.datetime.now(dt.UTC)
         self._write_message = tap.write_message
         self._previous_bookmark: str | None = None
-        self._planned: dict[str, PageRequest] = {}  # account label -> its prefetched request
         self._first_sent: dict[str, float] = {}  # account label -> when that request left
         self._whole_first: Page | None = None  # the whole list's probe, if already sent
         self._warned: set[str] = set()
@@ -522,39 +522,71 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         """What a whole-list read keeps when no window start applies: a reconcile's start_date."""
         return None if self.replication_method == REPLICATION_FULL_TABLE else self._start(None)
 
-    def plan_first_request(self, context: Context | None) -> None:
-        """Have the partition's first request fetched ahead of its turn (prefetch.py)."""
+    def plan_first_request(self, context: Context | None, order: int) -> None:
+        """Have the partition's first request, and what it implies, fetched ahead (prefetch.py).
+
+        ``order`` is the partition's place in the sync. A first run whose window is long
+        asks for the whole list's probe next (``_whole_list_is_faster``), and a whole-list
+        read for its opening pages: each is planned as soon as the answer it follows from
+        is in, so it is usually there before the partition's turn.
+        """
         self._start_sync()  # a reconcile reads the whole list: its first request differs
         _, start = self._partition_start(context)
+        label = self.account(context).label
         if start is not None:
             request = WindowRead.first_request(start, int(self.config["page_size"]))
         else:
             request = FullRead.probe_request(Position.FIRST)
-        label = self.account(context).label
-        self._planned[label] = request
 
-        def fetch_ahead() -> Page:
+        def first() -> Page:
             # A whole-list read's bookmark subtracts the time since its first request.
             self._first_sent[label] = time.monotonic()
-            return self.fetch_page(context, request)
+            page = self.fetch_page(context, request)
+            if start is None:
+                self._plan_whole_list(context, order, page)
+            elif self._worth_probing(page):
+                self._plan_probe(context, order, page)
+            return page
 
-        self.run.first_requests.plan((self.name, label), fetch_ahead)
+        self._plan(context, request, first, (order, 0))
+
+    def _plan_probe(self, context: Context | None, order: int, window_first: Page) -> None:
+        request = FullRead.probe_request()
+
+        def probe() -> Page:
+            page = self.fetch_page(context, request)
+            if self._whole_list_wins(window_first, page):
+                self._plan_whole_list(context, order, page)
+            return page
+
+        self._plan(context, request, probe, (order, 1))
+
+    def _plan_whole_list(self, context: Context | None, order: int, probe: Page) -> None:
+        """The opening pages of the whole list's first pass, as ``FullRead`` will ask for them."""
+        expected = (
+            None if probe.total is None else math.ceil(probe.total / int(self.config["page_size"]))
+        )
+        requests = opening_requests(self._whole_list(), expected, self.run.ahead.lookahead)
+        for step, request in enumerate(requests, start=2):
+            self._plan(context, request, partial(self.fetch_page, context, request), (order, step))
+
+    def _plan(
+        self,
+        context: Context | None,
+        request: PageRequest,
+        fetch: Callable[[], Page],
+        order: tuple[int, int],
+    ) -> None:
+        self.run.ahead.plan((self.name, self.account(context).label, request), fetch, order)
 
     def _fetcher(self, context: Context | None) -> Callable[[PageRequest], Page]:
-        """``fetch_page`` for this partition, answering its first request from the prefetch."""
+        """``fetch_page`` for this partition, answered from what was fetched ahead where it was."""
         label = self.account(context).label
-        planned = self._planned.pop(label, None)
-        ahead = self.run.first_requests.take((self.name, label)) if planned else None
-
         details = self._details(context)
 
         def fetch(request: PageRequest) -> Page:
-            nonlocal ahead
-            if ahead is not None and request == planned:
-                future, ahead = ahead, None
-                page = future.result()
-            else:
-                page = self.fetch_page(context, request)
+            ahead = self.run.ahead.take((self.name, label, request))
+            page = ahead.result() if ahead is not None else self.fetch_page(context, request)
             # Descending queries are probes: their records are never emitted.
             return page if details is None or request.descending else details.complete(page)
 
@@ -651,8 +683,12 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         lines, table = self._start_sync()
         # The SDK finds a partition's state by a linear search: once per partition here.
         self._partition_state = self.get_context_state(context)
-        yield from self._partition_records(context)
-        last = self.account(context).label == self._last_label
+        label = self.account(context).label
+        try:
+            yield from self._partition_records(context)
+        finally:  # what was fetched ahead for this partition and not read is not needed
+            self.run.ahead.discard((self.name, label))
+        last = label == self._last_label
         if lines.waiting and (last or lines.waiting >= ROWS_WAITING_AT_MOST):
             self._write_lines(context)
         if last:
@@ -804,7 +840,7 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
                 key_of=self._timestamp_of("updatedDate"),
                 warn=self._warn,
                 on_page=self._count_page,
-                prefer_whole_list=lambda page: self._whole_list_is_faster(context, page),
+                prefer_whole_list=lambda page: self._whole_list_is_faster(fetch, page),
             )
             self._reader = window
             try:
@@ -845,24 +881,32 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         safe = format_timestamp(newest - elapsed if newest - _EARLIEST > elapsed else _EARLIEST)
         return max(filter(None, (previous, safe)), default=None)
 
-    def _whole_list_is_faster(self, context: Context | None, first: Page) -> bool:
+    def _whole_list_is_faster(self, fetch: Callable[[PageRequest], Page], first: Page) -> bool:
         """Whether the whole list, read concurrently, takes fewer rounds than the window.
 
         The window reads one page at a time; a backfill from an early start_date can
-        instead read every page ``max_concurrency`` at a time (and filter here).
+        instead read every page ``max_concurrency`` at a time (and filter here). The
+        whole list's createdDate probe tells its size, and anchors that read if it wins.
         """
-        workers = int(self.config["max_concurrency"])
-        window_pages = first.total_pages
-        if workers == 1 or window_pages is None or window_pages < 2 * workers:
+        if not self._worth_probing(first):
             return False
-        # The whole list's createdDate probe tells its size, and anchors that read if it wins.
-        probe = self.fetch_page(context, FullRead.probe_request())
-        if probe.total is None:
-            return False
-        whole_pages = math.ceil(probe.total / int(self.config["page_size"]))
-        faster = math.ceil(whole_pages / workers) < window_pages
+        probe = fetch(FullRead.probe_request())
+        faster = self._whole_list_wins(first, probe)
         self._whole_first = probe if faster else None
         return faster
+
+    def _worth_probing(self, window_first: Page) -> bool:
+        """Whether the window is long enough that the whole list may be quicker."""
+        workers = int(self.config["max_concurrency"])
+        pages = window_first.total_pages
+        return workers > 1 and pages is not None and pages >= 2 * workers
+
+    def _whole_list_wins(self, window_first: Page, probe: Page) -> bool:
+        if probe.total is None or window_first.total_pages is None:
+            return False
+        workers = int(self.config["max_concurrency"])
+        rounds = math.ceil(math.ceil(probe.total / int(self.config["page_size"])) / workers)
+        return rounds < window_first.total_pages
 
     def _set_bookmark(self, context: Context | None, value: str | None) -> None:
         state = self.get_context_state(context)

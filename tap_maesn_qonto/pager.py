@@ -92,6 +92,23 @@ def position_of(number: int, reported_pages: int | None) -> Position:
     return Position.UNKNOWN
 
 
+def known_before_page_one(expected_pages: int | None) -> int | None:
+    """The pages certainly there before page 1 answers: all but the last of a probe's count.
+
+    The last may have been emptied by a deletion since the count was taken.
+    """
+    return expected_pages - 1 if expected_pages and expected_pages > 1 else None
+
+
+def opening_requests(
+    query: PageRequest, expected_pages: int | None, count: int
+) -> list[PageRequest]:
+    """The first ``count`` requests :func:`pages_in_order` sends for ``query`` without a first page."""
+    reported = known_before_page_one(expected_pages)
+    last = min(count, reported if reported is not None else 1)
+    return [query.at(number, position_of(number, reported)) for number in range(1, last + 1)]
+
+
 def pages_in_order(
     fetch: Fetch,
     first: Page | None,
@@ -112,7 +129,7 @@ def pages_in_order(
     page_size = query.limit
     if first is None:
         next_to_submit = number = 1
-        reported = expected_pages - 1 if expected_pages and expected_pages > 1 else None
+        reported = known_before_page_one(expected_pages)
     else:
         yield first
         if is_last(first, page_size) or not first.records:

@@ -1,13 +1,20 @@
-"""The first request of every partition to come, fetched before its turn.
+"""Requests fetched before their turn, so streams and accounts overlap.
 
 The SDK syncs streams one after another and, inside a stream, partitions (one per
-account) one after another. With hundreds of accounts that each changed a page
-or none, nearly all the time would go to waiting for one first page after
-another. The first request of a partition depends only on its state, so it is
-known before the sync starts: this fetches those requests ahead, in sync order,
-at most ``lookahead`` at a time, while earlier partitions are being emitted.
-A partition whose turn comes takes its page (or the error it met) from here;
-one whose page is not started yet just fetches it itself.
+account) one after another. Read that way, every partition starts with a wait for
+its first page, and a stream's last round of pages leaves slots idle that the next
+stream could use. But much of what a partition will request is known before its
+turn: its first request depends only on its state, and once that answer is in,
+the next ones often follow from it (tap client.py, ``plan_first_request``). Those
+requests are planned here, with the partition's place in the sync order, and run
+in that order, at most ``lookahead`` of them started and not yet taken (memory
+stays flat however many accounts or pages there are).
+
+When its turn comes, a reader asks for each request it sends whether it was
+fetched ahead (``take``), by the request itself: a guess that turns out wrong is
+never used, only wasted, so what a reader reads is exactly what it would have
+read without this module. What a partition left untaken is discarded when its
+read ends.
 
 Every HTTP request of the run, from here or elsewhere, also passes the run's
 in-flight limit (``RunContext.slots``), so ``max_concurrency`` stays the budget
@@ -18,49 +25,72 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import heapq
+import itertools
 import threading
 import typing as t
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Hashable
+    from collections.abc import Callable
 
     from tap_maesn_qonto.envelope import Page
 
+#: A planned request's key: (stream name, account label, the request itself).
+Key = tuple[t.Hashable, ...]
 
-class FirstRequests:
-    """Runs planned fetches ahead, in plan order, and hands out their results."""
+
+class RequestsAhead:
+    """Runs planned fetches in sync order, ahead of their turn, and hands out their results."""
 
     def __init__(self, max_workers: int, lookahead: int) -> None:
         self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max_workers, thread_name_prefix="prefetch"
+            max_workers=max_workers, thread_name_prefix="ahead"
         )
-        self._lookahead = lookahead
+        self.lookahead = lookahead
         self._lock = threading.Lock()
-        self._planned: collections.OrderedDict[Hashable, Callable[[], Page]] = (
-            collections.OrderedDict()
-        )
-        self._started: dict[Hashable, concurrent.futures.Future[Page]] = {}
+        self._queue: list[tuple[tuple[int, ...], int, Key]] = []  # heap by sync order
+        self._planned: dict[Key, Callable[[], Page]] = {}
+        self._started: dict[Key, concurrent.futures.Future[Page]] = {}
+        self._tie = itertools.count()
         self._closed = False
+        #: Requests answered from here, by the first part of their key (the stream).
+        self.served: collections.Counter[t.Hashable] = collections.Counter()
 
-    def plan(self, key: Hashable, fetch: Callable[[], Page]) -> None:
-        """Queue ``fetch`` under ``key``; it starts when a lookahead slot is free."""
+    def plan(self, key: Key, fetch: Callable[[], Page], order: tuple[int, ...]) -> None:
+        """Queue ``fetch`` under ``key``; it starts when it is next in ``order`` and a slot is free."""
         with self._lock:
+            if self._closed or key in self._planned or key in self._started:
+                return
             self._planned[key] = fetch
+            heapq.heappush(self._queue, (order, next(self._tie), key))
         self._top_up()
 
-    def take(self, key: Hashable) -> concurrent.futures.Future[Page] | None:
-        """The started fetch of ``key`` (then forgotten), or None if it had not started."""
+    def take(self, key: Key) -> concurrent.futures.Future[Page] | None:
+        """The started fetch of ``key`` (then forgotten), or None: the caller fetches it."""
         with self._lock:
             future = self._started.pop(key, None)
             self._planned.pop(key, None)
+            if future is not None:
+                self.served[key[0]] += 1
         self._top_up()
         return future
+
+    def discard(self, prefix: Key) -> None:
+        """Forget every request whose key starts with ``prefix`` (a partition's read ended)."""
+        size = len(prefix)
+        with self._lock:
+            for key in [k for k in self._planned if k[:size] == prefix]:
+                del self._planned[key]
+            for key in [k for k in self._started if k[:size] == prefix]:
+                self._started.pop(key).cancel()
+        self._top_up()
 
     def close(self) -> None:
         """Cancel whatever has not run; do not wait for requests under way."""
         with self._lock:
             self._closed = True
             self._planned.clear()
+            self._queue.clear()
             for future in self._started.values():
                 future.cancel()
             self._started.clear()
@@ -68,6 +98,8 @@ class FirstRequests:
 
     def _top_up(self) -> None:
         with self._lock:
-            while not self._closed and self._planned and len(self._started) < self._lookahead:
-                key, fetch = self._planned.popitem(last=False)
-                self._started[key] = self._pool.submit(fetch)
+            while not self._closed and self._queue and len(self._started) < self.lookahead:
+                _, _, key = heapq.heappop(self._queue)
+                fetch = self._planned.pop(key, None)
+                if fetch is not None:  # else taken or discarded since it was planned
+                    self._started[key] = self._pool.submit(fetch)

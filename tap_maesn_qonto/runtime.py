@@ -18,7 +18,7 @@ from functools import cached_property
 
 from tap_maesn_qonto.accounts import Account
 from tap_maesn_qonto.errors import ExitCode, SyncInterruptedError
-from tap_maesn_qonto.prefetch import FirstRequests
+from tap_maesn_qonto.prefetch import RequestsAhead
 from tap_maesn_qonto.throttle import AdaptiveLimit, RequestThrottle
 from tap_maesn_qonto.transport import MaesnSession, build_session
 
@@ -58,9 +58,9 @@ class RunContext:
         return AdaptiveLimit(self.max_concurrency)
 
     @cached_property
-    def first_requests(self) -> FirstRequests:
-        """Partitions' first pages fetched ahead of their turn (see prefetch.py)."""
-        return FirstRequests(self.max_concurrency, lookahead=2 * self.max_concurrency)
+    def ahead(self) -> RequestsAhead:
+        """Requests fetched ahead of their partition's turn (see prefetch.py)."""
+        return RequestsAhead(self.max_concurrency, lookahead=2 * self.max_concurrency)
 
     @cached_property
     def throttle(self) -> RequestThrottle:

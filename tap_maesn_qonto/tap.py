@@ -147,16 +147,17 @@ class TapMaesnQonto(Tap):
         """
         self.run.install_signal_handlers()
         try:
-            for stream in self._maesn_streams():  # in the order the SDK syncs them
-                for context in stream.partitions:
-                    stream.plan_first_request(context)
+            # In the order the SDK syncs them: what is planned ahead runs in that order.
+            partitions = ((s, c) for s in self._maesn_streams() for c in s.partitions)
+            for order, (stream, context) in enumerate(partitions):
+                stream.plan_first_request(context, order)
             super().sync_all()
         except BaseException:
             self._write_resumable_state()
             raise
         finally:
             self.run.stop.set()  # fetch-ahead workers still waiting give up at once
-            self.run.first_requests.close()
+            self.run.ahead.close()
         self._verdict()
 
     def _maesn_streams(self) -> list[MaesnStream]:

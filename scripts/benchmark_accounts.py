@@ -6,7 +6,7 @@
 Each account holds ~30 records (10 per stream), so every account's stream is one
 page: the run is all first pages, the case the prefetch of partitions exists for.
 The tap runs as a user runs it (``python -m tap_maesn_qonto --config cfg.json``)
-against an emulator in another process, with the default ``max_concurrency`` (4).
+against an emulator in another process, with the default ``max_concurrency`` (8).
 
 * limit: ``ceil(requests / max_concurrency) * latency``, the time spent waiting alone;
 * state bytes per account: the final STATE message's JSON size / accounts.
@@ -36,7 +36,7 @@ import benchmark  # noqa: E402  (the single-account benchmark's measuring tools)
 from tap_maesn_qonto.emulator import many_accounts  # noqa: E402
 
 PER_STREAM = 10
-CONCURRENCY = 4
+CONCURRENCY = benchmark.DEFAULT_CONCURRENCY
 
 
 class AccountsEmulator:

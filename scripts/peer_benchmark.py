@@ -51,7 +51,7 @@ DEFAULT_RECORDS = (28_000,)
 DEFAULT_LATENCIES_MS = (0.0, 100.0)
 # stream name (the tap's, and the peer's as configured here) -> the emulator's resource name
 STREAMS = {"invoices": "invoices", "bills": "bills", "booking_proposals": "bookingProposals"}
-TARGET_LATENCY_MS, TARGET_PEER_RATIO = 100, 5.0
+TARGET_LATENCY_MS, TARGET_PEER_RATIO, TARGET_WALL_PER_LIMIT = 100, 5.0, 1.2
 
 
 # --------------------------------------------------------------------------- the peer
@@ -351,6 +351,16 @@ def format_peer_target(pairs: Sequence[Pair]) -> str:
         lines.append(
             f"  {TARGET_LATENCY_MS} ms, {pair.records} records, peer wall / tap wall >= "
             f"{TARGET_PEER_RATIO:g}: {measured} -> {verdict}"
+        )
+        per_limit = pair.tap.usage.wall_s / pair.limit_s if pair.tap.complete else None
+        lines.append(
+            f"  {TARGET_LATENCY_MS} ms, {pair.records} records, tap wall / limit <= "
+            f"{TARGET_WALL_PER_LIMIT:g}: "
+            + (
+                "not measured (the run was incomplete)"
+                if per_limit is None
+                else f"{per_limit:.2f} -> {'met' if per_limit <= TARGET_WALL_PER_LIMIT else 'NOT MET'}"
+            )
         )
     if len(lines) == 1:
         lines.append(f"  {TARGET_LATENCY_MS} ms: not measured in this run")

@@ -35,6 +35,7 @@ from tap_maesn_qonto.runtime import RunContext
 from tap_maesn_qonto.settings import (
     CONFIG_SCHEMA,
     DEFAULT_API_URL,
+    DEFAULT_MAX_CONCURRENCY,
     find_problems,
     hide_secret_values,
     wrongly_typed_secrets,
@@ -128,7 +129,7 @@ class TapMaesnQonto(Tap):
             shard = []  # discovery does not validate and needs no account
         return RunContext(
             api_url=str(self.config.get("api_url", DEFAULT_API_URL)),
-            max_concurrency=int(self.config.get("max_concurrency", 4)),
+            max_concurrency=int(self.config.get("max_concurrency", DEFAULT_MAX_CONCURRENCY)),
             max_requests_per_second=self.config.get("max_requests_per_second"),
             accounts={account.label: account for account in shard},
         )

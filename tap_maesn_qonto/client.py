@@ -373,17 +373,18 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
 
     def _send(self, prepared: requests.PreparedRequest, request: PageRequest) -> Page:
         """One attempt: wait for the throttle, send, read the answer."""
-        self.run.throttle.wait(self.run.stop)
-        self.run.slots.acquire(self.run.stop)
-        throttled = False
+        # The slot first: a pause (a 429's Retry-After) that began while this request
+        # waited for one must still hold it back.
+        token = self.run.slots.acquire(self.run.stop)
+        response = None
         try:
+            self.run.throttle.wait(self.run.stop)
             self.run.raise_if_stopped()
             response = self.requests_session.send(
                 prepared, timeout=self.timeout, allow_redirects=self.allow_redirects
             )
-            throttled = response.status_code == 429
         finally:
-            self.run.slots.release(throttled=throttled)
+            self.run.slots.release(token, response)
         self.run.reached_api = True
         try:
             self.validate_response(response)

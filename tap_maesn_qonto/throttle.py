@@ -12,6 +12,12 @@ from __future__ import annotations
 
 import threading
 import time
+import typing as t
+
+from tap_maesn_qonto.retries import retry_after_seconds
+
+if t.TYPE_CHECKING:
+    import requests
 
 
 class RequestThrottle:
@@ -46,36 +52,57 @@ class RequestThrottle:
 class AdaptiveLimit:
     """At most ``limit`` requests in flight across every worker, adapting to 429s.
 
-    A 429 halves the limit for everyone at once (multiplicative decrease); then each
-    run of ``limit`` answers without one widens it by one again, up to the
-    configured ``max_concurrency`` (additive increase): the tap settles just below
-    whatever rate Maesn and Qonto accept, instead of hammering or crawling.
+    A 429 halves the limit for everyone at once (multiplicative decrease), once per
+    congestion event: refusals of requests sent before the last decrease are the same
+    event, so a burst of 8 refusals halves it once, not down to 1. It widens again by
+    one after each run of ``limit`` answers without a 429 (additive increase), and
+    slowly: no sooner than the last 429's ``Retry-After`` (at least a second) after its
+    previous change, the pace at which the server said its budget frees. So the tap
+    settles just below whatever Maesn and Qonto accept, instead of hammering or crawling.
     """
+
+    MIN_HOLD_SECONDS = 1.0
 
     def __init__(self, maximum: int) -> None:
         self.maximum = maximum
         self.limit = maximum
         self._in_flight = 0
-        self._since_decrease = 0
+        self._since_change = 0
+        self._epoch = 0  # decreases so far: which event a refusal belongs to
+        self._hold = 0.0  # seconds between changes since the last 429 (0: none yet)
+        self._changed_at = 0.0
         self._condition = threading.Condition()
 
-    def acquire(self, stop: threading.Event | None = None) -> None:
-        """Wait for a free slot (or ``stop``)."""
+    def acquire(self, stop: threading.Event | None = None) -> int:
+        """Wait for a free slot (or ``stop``); return the token to release it with."""
         with self._condition:
             while self._in_flight >= self.limit and not (stop is not None and stop.is_set()):
                 self._condition.wait(0.1)
             self._in_flight += 1
+            return self._epoch
 
-    def release(self, *, throttled: bool) -> None:
-        """Give the slot back; ``throttled`` when the answer was a 429."""
+    def release(self, token: int, response: requests.Response | None) -> None:
+        """Give the slot back, with the answer it got (None: none came)."""
+        throttled = response is not None and response.status_code == 429
+        hold_seconds = retry_after_seconds(response) if throttled else None
         with self._condition:
             self._in_flight -= 1
+            now = time.monotonic()
             if throttled:
-                self.limit = max(1, self.limit // 2)
-                self._since_decrease = 0
+                if token == self._epoch:  # sent since the last decrease: a new event
+                    self.limit = max(1, self.limit // 2)
+                    self._epoch += 1
+                    self._since_change = 0
+                    self._changed_at = now
+                    self._hold = max(self.MIN_HOLD_SECONDS, hold_seconds or 0.0)
             else:
-                self._since_decrease += 1
-                if self._since_decrease >= self.limit and self.limit < self.maximum:
+                self._since_change += 1
+                if (
+                    self._since_change >= self.limit
+                    and self.limit < self.maximum
+                    and now - self._changed_at >= self._hold
+                ):
                     self.limit += 1
-                    self._since_decrease = 0
+                    self._since_change = 0
+                    self._changed_at = now
             self._condition.notify_all()

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -121,6 +121,9 @@ class EmulatorSettings:
     redirect_api_to: str | None = None  # every request gets a 302 to this base URL
     # faults
     latency_ms: float = 0.0
+    # Qonto's per-IP limit, [requests, seconds]: a request beyond that many within any window
+    # of that many seconds is answered 429 with the Retry-After that frees the window.
+    rate_limit: list[float] | None = None
     fault_rate: float = 0.0
     fault_kinds: list[str] = field(default_factory=lambda: list(RANDOM_FAULT_KINDS))
     retry_after: int = 1
@@ -205,6 +208,12 @@ def _normalized(settings: EmulatorSettings) -> EmulatorSettings:
         problems.append("tie_group_size must be a whole number, not negative")
     if not abs(settings.updated_lag_seconds) <= _MAX_LAG_SECONDS:  # also refuses NaN
         problems.append("updated_lag_seconds must be a number of seconds, at most ten years")
+    limit = settings.rate_limit
+    if limit is not None:
+        if not (isinstance(limit, list | tuple) and len(limit) == 2 and min(limit) > 0):
+            problems.append("rate_limit must be None or [requests, seconds], both positive")
+        else:
+            settings.rate_limit = [float(limit[0]), float(limit[1])]
     redirect = settings.redirect_api_to
     if redirect is not None and not (
         isinstance(redirect, str) and redirect.startswith(("http://", "https://"))
@@ -354,6 +363,7 @@ class Emulator:
         self._scripted_faults: list[_ScriptedFault] = []
         self._last_stamp = UPDATED_CAP  # changes are stamped strictly after this, and later ones
         self._requests = 0
+        self._recent_requests: deque[float] = deque()  # rate_limit
         self._statuses: Counter[str] = Counter()
         self._faults: Counter[str] = Counter()
         self._list_requests: Counter[str] = Counter()
@@ -599,12 +609,28 @@ class Emulator:
         if request.path.startswith("/_emulator/"):
             return self._admin(request)
         with self._lock:
-            reply = self._api(request)
+            reply = self._rate_limited(request) or self._api(request)
             self._requests += 1
             if not reply.reset:
                 self._statuses[str(reply.status)] += 1
         reply.delay_seconds += self.settings.latency_ms / 1000
         return reply
+
+    def _rate_limited(self, request: Request) -> Reply | None:
+        """A 429 if ``rate_limit`` requests were already answered within its window."""
+        if self.settings.rate_limit is None:
+            return None
+        most, seconds = self.settings.rate_limit
+        now = time.monotonic()
+        window = self._recent_requests
+        while window and window[0] <= now - seconds:
+            window.popleft()
+        if len(window) < most:
+            window.append(now)
+            return None
+        self._faults["rate_limit"] += 1
+        retry_after = {"Retry-After": str(math.ceil(window[0] + seconds - now))}
+        return self._error(429, "ThrottlerException: Too Many Requests", request, retry_after)
 
     def _api(self, request: Request) -> Reply:
         unauthenticated = self._unauthenticated_reply(request)

@@ -65,6 +65,13 @@ class LineItemsStream(PlainRecordMessages):
         rows, self.rows = self.rows, []
         yield from rows
 
+    def generate_child_contexts(
+        self, record: dict, context: Context | None
+    ) -> Iterable[Context | None]:
+        # No child streams: the SDK's default would copy every row to hand it to none.
+        del record, context
+        return ()
+
     def rows_of(self, record: dict) -> list[dict]:
         """A parent record's lines as rows (none if the record carries no lineItems)."""
         lines = record.get("lineItems")

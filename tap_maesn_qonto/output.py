@@ -11,10 +11,12 @@ lose records that no emitted state covers.
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import typing as t
 
-from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.contrib.msgspec import MsgSpecWriter, serialize_jsonl
+from singer_sdk.singerlib import RecordMessage
 
 if t.TYPE_CHECKING:
     from singer_sdk.singerlib.encoding.simple import Message
@@ -49,3 +51,24 @@ class BufferedSingerWriter(MsgSpecWriter):
         out.write(self.format_message(message))
         if message.type != "RECORD":
             out.flush()
+
+    def write_record(self, stream: str, record: dict, version: int | None) -> None:
+        """Write a RECORD message without making one: the bytes of ``RecordMessage.to_dict``.
+
+        Most messages are records; the message object and the SDK's layers around the
+        encoder cost about as much as encoding the record itself.
+        """
+        time_extracted = dt.datetime.now(dt.UTC)
+        out = self._stream()
+        if out is None:
+            self.write_message(
+                RecordMessage(
+                    stream=stream, record=record, version=version, time_extracted=time_extracted
+                )
+            )
+            return
+        fields: dict[str, t.Any] = {"type": "RECORD", "stream": stream, "record": record}
+        if version is not None:
+            fields["version"] = version
+        fields["time_extracted"] = time_extracted
+        out.write(serialize_jsonl(fields))

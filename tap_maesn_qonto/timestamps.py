@@ -34,6 +34,14 @@ _TIME_OF_DAY = re.compile(
     re.DOTALL,
 )
 
+# The forms Maesn sends nearly always: an RFC 3339 date-time with seconds, at most
+# microseconds, and ``Z`` or a ``±HH:MM`` offset. ASCII digits only: ``\d`` would also
+# match other scripts' digits.
+_RFC3339 = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{1,6}))?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})"
+)
+
 
 def _to_utc(parsed: dt.datetime) -> dt.datetime:
     if parsed.tzinfo is None:
@@ -106,6 +114,42 @@ def format_timestamp(moment: dt.datetime) -> str:
     return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
+@functools.cache  # at most 2 * 24 * 60 + 1 distinct values
+def _shift_to_utc(offset: str) -> dt.timedelta | None:
+    """What turns a local time at ``offset`` (``Z`` or ``±HH:MM``) into UTC; None: out of range."""
+    if offset == "Z":
+        return _ZERO
+    hours, minutes = int(offset[1:3]), int(offset[4:])
+    if hours > 23 or minutes > 59:  # past what fromisoformat reads: the general path decides
+        return None
+    shift = dt.timedelta(hours=hours, minutes=minutes)
+    return -shift if offset[0] == "+" else shift
+
+
+def _normalize_rfc3339(value: str) -> str | None:
+    """The tap's form of a plain RFC 3339 date-time, or None to take the general path.
+
+    About twice as quick as the general path: no aware datetime is made, the fraction
+    is copied as text and only the date and time (validated by ``fromisoformat``) are
+    shifted. Anything unusual (a leap second, ``24:00``, an overflow, an offset out of
+    range) is left to :func:`parse_timestamp`.
+    """
+    match = _RFC3339.fullmatch(value)
+    if match is None:
+        return None
+    seconds, fraction, offset = match.groups()
+    shift = _shift_to_utc(offset)
+    if shift is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(seconds)
+        if shift:
+            seconds = (moment + shift).isoformat()
+    except (ValueError, OverflowError):
+        return None
+    return f"{seconds}.{(fraction or '').ljust(6, '0')}Z"
+
+
 @functools.lru_cache(maxsize=4096)  # ~1 MB; holds every distinct calendar date of years
 def normalize_timestamp(value: str) -> str:
     """Rewrite an ISO 8601 date or date-time string into the tap's UTC form.
@@ -115,7 +159,7 @@ def normalize_timestamp(value: str) -> str:
     Raises:
         ValueError: if the value is not an ISO 8601 date or date-time.
     """
-    return format_timestamp(parse_timestamp(value))
+    return _normalize_rfc3339(value) or format_timestamp(parse_timestamp(value))
 
 
 def filter_timestamp(moment: dt.datetime) -> str:

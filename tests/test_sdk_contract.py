@@ -7,14 +7,18 @@
   adds the run's verdict, so an incomplete run must still end with exit code 3.
 * ``Stream._stream_version`` is set (reconcile.carry_version) so that RECORD messages
   carry the table version; the SDK has no public setter.
-* ``Stream._generate_record_messages`` is overridden (records.py): without stream maps,
-  flattening or deselected properties, RECORD messages skip the SDK's no-op work, and
-  must be exactly what the SDK's own path writes.
+* ``Stream._write_record_message`` is overridden (records.py): without stream maps,
+  flattening or deselected properties, RECORD messages skip the SDK's no-op work
+  (``Stream._generate_record_messages``), and must be exactly what the SDK's own path
+  writes, through the tap's own writer (output.py) as through any other.
 """
 
 from __future__ import annotations
 
 import inspect
+import re
+import sys
+import typing as t
 from unittest import mock
 
 from singer_sdk import Tap
@@ -27,6 +31,9 @@ from tap_maesn_qonto.records import PlainRecordMessages
 from tap_maesn_qonto.tap import TapMaesnQonto
 from tap_maesn_qonto.timestamps import normalize_timestamp
 from tests.helpers import SyncResult, sync, tap_config
+
+if t.TYPE_CHECKING:
+    from pathlib import Path
 
 RECORDS = 2 * RESUMABLE_STATE_EVERY + 500
 
@@ -117,6 +124,37 @@ def test_the_direct_record_path_writes_what_the_sdks_own_path_writes() -> None:
             through_the_sdk = sync(config)
     assert len({m["stream"] for m in records(direct)}) == 6
     assert records(direct) == records(through_the_sdk)
+
+
+def test_the_sdk_still_writes_records_as_the_override_does() -> None:
+    source = inspect.getsource(Stream._write_record_message)
+    assert "self._generate_record_messages(record)" in source
+    assert "self._tap.write_message(record_message)" in source
+    assert "self.state_manager.is_flushed = False" in source
+
+
+def _record_lines(config: dict, out: Path) -> list[bytes]:
+    """RECORD lines the tap's own writer puts on stdout, without their time and version."""
+    with out.open("w") as stdout, mock.patch.object(sys, "stdout", stdout):
+        TapMaesnQonto(config=config).sync_all()
+    return [
+        re.sub(rb',"version":\d+|,"time_extracted":"[^"]*"', b"", line)
+        for line in out.read_bytes().splitlines()
+        if line.startswith(b'{"type":"RECORD"')
+    ]
+
+
+def test_the_taps_own_writer_writes_the_bytes_of_the_sdks_path(tmp_path: Path) -> None:
+    with Emulator(counts={"invoices": 120, "bills": 60, "bookingProposals": 40}) as emulator:
+        emulator.configure(extra_fields=True)  # fields the schema does not know: dropped
+        config = tap_config(emulator, start_date="2024-01-01T00:00:00Z")
+        direct = _record_lines(config, tmp_path / "direct")
+        with mock.patch.object(
+            PlainRecordMessages, "records_need_the_sdk", property(lambda _: True)
+        ):
+            through_the_sdk = _record_lines(config, tmp_path / "sdk")
+    assert len(direct) > 220  # parents and their line rows
+    assert direct == through_the_sdk
 
 
 def _sdk_path_taken(config: dict) -> bool:

@@ -567,7 +567,9 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         expected = (
             None if probe.total is None else math.ceil(probe.total / int(self.config["page_size"]))
         )
-        requests = opening_requests(self._whole_list(), expected, self.run.ahead.lookahead)
+        # As many as the lookahead holds, plus what a reader at its last pages lends it.
+        ahead = self.run.ahead.lookahead + int(self.config["max_concurrency"]) + 1
+        requests = opening_requests(self._whole_list(), expected, ahead)
         for step, request in enumerate(requests, start=2):
             self._plan(context, request, partial(self.fetch_page, context, request), (order, step))
 
@@ -645,6 +647,7 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
             since_text=format_timestamp(since) if since else None,
             emitted=emitted,
             on_page=self._count_page,
+            on_spare=self.run.ahead.lend,
         )
 
     def _warn(self, message: str) -> None:

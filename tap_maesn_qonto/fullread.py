@@ -81,6 +81,8 @@ class FullRead:
     #: Ids already emitted by this run (e.g. before a fallback from a window read).
     emitted: set[str] = field(default_factory=set)
     on_page: Callable[[Page], None] | None = None
+    #: Told how many in-flight pages a pass no longer uses once all are asked for.
+    on_spare: Callable[[int], None] | None = None
     #: The first pass's createdDate probe, if the caller already sent it (prefetch, or
     #: the backfill decision).
     first_probe: Page | None = None
@@ -119,6 +121,7 @@ class FullRead:
                 thread_name=self.thread_name,
                 on_page=self.on_page,
                 expected_pages=self._probed_pages,
+                on_spare=self.on_spare,
             ):
                 yield from self._new_records(page, check, newest_created)
             drift = check.drift()

@@ -118,13 +118,15 @@ def pages_in_order(
     thread_name: str,
     on_page: Callable[[Page], None] | None = None,
     expected_pages: int | None = None,
+    on_spare: Callable[[int], None] | None = None,
 ) -> Iterator[Page]:
     """Yield ``first``, then the query's following pages in order, fetched ahead.
 
     Without ``first``, page 1 is fetched here too: beside it, the pages that certainly
     exist by ``expected_pages`` (a count from just before, such as a probe's total),
     all but the last, which a deletion since may have emptied. Page 1's own count
-    then takes over.
+    then takes over. Once every page is asked for, ``on_spare`` is told how many of
+    its in-flight pages the query no longer uses (others may fetch ahead meanwhile).
     """
     page_size = query.limit
     if first is None:
@@ -154,6 +156,8 @@ def pages_in_order(
                 next_to_submit += 1
             if number not in pending:
                 return  # the reported page count is reached
+            if on_spare is not None and reported is not None and next_to_submit > reported:
+                on_spare(in_flight - len(pending))
             try:
                 page = pending.pop(number).result()
             except EndOfDataError:

@@ -53,6 +53,7 @@ class RequestsAhead:
         self._started: dict[Key, concurrent.futures.Future[Page]] = {}
         self._tie = itertools.count()
         self._closed = False
+        self._lent = 0  # in-flight pages the current reader no longer uses (lend)
         #: Requests answered from here, by the first part of their key (the stream).
         self.served: collections.Counter[t.Hashable] = collections.Counter()
 
@@ -75,10 +76,22 @@ class RequestsAhead:
         self._top_up()
         return future
 
+    def lend(self, pages: int) -> None:
+        """The reader at its last pages leaves ``pages`` unused: fetch as many more ahead.
+
+        Without it, the network idles through every stream's last round while the next
+        stream's opening pages wait within the lookahead. Memory stays bounded: the
+        lookahead plus what the reader itself may hold.
+        """
+        with self._lock:
+            self._lent = pages
+        self._top_up()
+
     def discard(self, prefix: Key) -> None:
         """Forget every request whose key starts with ``prefix`` (a partition's read ended)."""
         size = len(prefix)
         with self._lock:
+            self._lent = 0  # the loan was the ended reader's
             for key in [k for k in self._planned if k[:size] == prefix]:
                 del self._planned[key]
             for key in [k for k in self._started if k[:size] == prefix]:
@@ -98,7 +111,11 @@ class RequestsAhead:
 
     def _top_up(self) -> None:
         with self._lock:
-            while not self._closed and self._queue and len(self._started) < self.lookahead:
+            while (
+                not self._closed
+                and self._queue
+                and len(self._started) < self.lookahead + self._lent
+            ):
                 _, _, key = heapq.heappop(self._queue)
                 fetch = self._planned.pop(key, None)
                 if fetch is not None:  # else taken or discarded since it was planned

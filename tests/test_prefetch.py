@@ -117,3 +117,21 @@ def test_streams_overlap_without_an_extra_request_or_a_changed_record() -> None:
     for stream in sync_order[1:]:
         # The probe and at least one opening page were there before the stream's turn.
         assert served[stream] >= 2, (stream, dict(served))
+
+
+def test_a_reader_at_its_last_pages_lends_its_unused_budget_until_its_partition_ends() -> None:
+    ahead = RequestsAhead(max_workers=4, lookahead=1)
+    ran: list[str] = []
+    for number in range(4):
+        ahead.plan(("bills", "a", number), _recording(ran, f"bills {number}"), (1, number))
+    assert ahead.take(("bills", "a", 1)) is None  # only the lookahead's one has started
+    ahead.lend(2)  # the stream before bills asked for its last pages: two slots unused
+    for number in (0, 2, 3):
+        future = ahead.take(("bills", "a", number))
+        assert future is not None, number
+        future.result(5)
+    ahead.discard(("bills", "a"))  # the lending reader's partition ended: the loan with it
+    ahead.plan(("bills", "b", 0), _recording(ran, "b0"), (2, 0))
+    ahead.plan(("bills", "b", 1), _recording(ran, "b1"), (2, 1))
+    assert ahead.take(("bills", "b", 1)) is None  # the lookahead alone again: b0 only
+    ahead.close()

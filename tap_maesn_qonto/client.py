@@ -687,6 +687,8 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         lines, table = self._start_sync()
         # The SDK finds a partition's state by a linear search: once per partition here.
         self._partition_state = self.get_context_state(context)
+        if not lines.started:
+            self._write_lines(context)  # the SCHEMA of line streams written directly
         label = self.account(context).label
         try:
             yield from self._partition_records(context)
@@ -696,6 +698,10 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         if lines.waiting and (last or lines.waiting >= ROWS_WAITING_AT_MOST):
             self._write_lines(context)
         if last:
+            for stream in lines.direct:  # the SDK's own count is of its syncs' records only
+                self.logger.info(
+                    "%s: %d rows written with their %s", stream.name, stream.rows_written, self.name
+                )
             self._end_table(table)
 
     def _start_sync(self) -> tuple[LineBuffer, reconcile.TablePlan]:
@@ -745,10 +751,10 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
     def generate_child_contexts(
         self, record: dict, context: Context | None
     ) -> Iterable[Context | None]:
-        """No context for the SDK to sync children with: the line rows are buffered.
+        """No context for the SDK to sync children with: lineitems.py writes the line rows.
 
-        lineitems.py says when they are written: on each record after which the SDK may
-        write a STATE message, so none carries a bookmark past an unwritten line.
+        They are written at once, or buffered and written on each record after which the
+        SDK may write a STATE message, so none carries a bookmark past an unwritten line.
         """
         lines = self._lines
         if lines is None or not lines.streams or not self.stream_maps[0].get_filter_result(record):

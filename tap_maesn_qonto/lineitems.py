@@ -14,6 +14,12 @@ partition whose rows wait has its bookmark put back if the run stops
 (``MaesnStream.restore_resumable_state``). So the children's progress is the
 parent's bookmark: the two can never diverge.
 
+A line stream with nothing configured that would change its rows (no stream map,
+flattening or deselected property: ``records_need_the_sdk``) skips the buffer: each
+parent's rows are written at once, just before the parent's RECORD, so none can be
+behind a STATE either. The SDK's per-record pipeline would do nothing to them but cost
+about 4 µs a row; its SCHEMA still comes from the stream's own sync, once, with no rows.
+
 A line removed from an invoice leaves its old row behind until the next reconcile
 retires it (reconcile.py). Until then every row says how many lines its parent had
 (``parent_line_count``) and when (``parent_updated_date``), so the current lines are
@@ -55,6 +61,7 @@ class LineItemsStream(PlainRecordMessages):
         super().__init__(*args, **kwargs)
         self.primary_keys = (self.parent_key, "position")
         self.rows: list[dict] = []
+        self.rows_written = 0  # by write_row, outside the SDK's sync
 
     @property
     def emit_activate_version_messages(self) -> bool:
@@ -71,6 +78,11 @@ class LineItemsStream(PlainRecordMessages):
         # No child streams: the SDK's default would copy every row to hand it to none.
         del record, context
         return ()
+
+    def write_row(self, row: dict) -> None:
+        """Write one row as a RECORD now (only where no stream map or selection applies)."""
+        self._write_record_message(row)
+        self.rows_written += 1
 
     def rows_of(self, record: dict) -> list[dict]:
         """A parent record's lines as rows (none if the record carries no lineItems)."""
@@ -91,16 +103,23 @@ class LineItemsStream(PlainRecordMessages):
 
 
 class LineBuffer:
-    """The rows a parent stream has read and its selected line streams not yet written."""
+    """The rows a parent stream has read, on their way to its selected line streams."""
 
     def __init__(self, streams: list[LineItemsStream]) -> None:
         self.streams = streams
+        self.direct = [s for s in streams if not s.records_need_the_sdk]
+        self.buffered = [s for s in streams if s.records_need_the_sdk]
+        #: Whether the direct streams' SCHEMA went out (the first ``write``).
+        self.started = not self.direct
         self.waiting = 0
         #: Partitions with rows waiting -> the bookmark to put back if the run stops.
         self.unwritten: dict[str, str | None] = {}
 
     def add(self, record: dict, label: str, bookmark_before: str | None) -> None:
-        for stream in self.streams:
+        for stream in self.direct:
+            for row in stream.rows_of(record):
+                stream.write_row(row)
+        for stream in self.buffered:
             rows = stream.rows_of(record)
             if rows:
                 stream.rows.extend(rows)
@@ -108,9 +127,13 @@ class LineBuffer:
                 self.unwritten.setdefault(label, bookmark_before)
 
     def write(self) -> None:
-        """Write every waiting row, through each child stream's own sync."""
+        """Write every waiting row, through each child stream's own sync.
+
+        The first call also syncs the direct streams, with no rows: their SCHEMA.
+        """
         for stream in self.streams:
-            if stream.rows:
+            if stream.rows or (not self.started and stream in self.direct):
                 stream.sync()
+        self.started = True
         self.waiting = 0
         self.unwritten.clear()

@@ -104,15 +104,20 @@ def test_the_direct_record_path_writes_what_the_sdks_own_path_writes() -> None:
     assert "pop_deselected_record_properties" in source  # what records.py skips
     assert "stream_map.transform(record)" in source
 
-    def records(result: SyncResult) -> list[dict]:
-        """RECORD messages without what differs between two runs (their time, the version)."""
+    def records(result: SyncResult) -> dict[str, list[dict]]:
+        """Each stream's RECORD messages in order, without their time and version.
+
+        Per stream: the direct path writes line rows beside their parents, the SDK's
+        path in batches, so only the order across streams differs.
+        """
         versions = {(m["stream"], m["version"]) for m in result.messages if m["type"] == "RECORD"}
         assert len(versions) == 6, versions  # one table version per stream, on every record
-        return [
-            {k: v for k, v in m.items() if k not in {"time_extracted", "version"}}
-            for m in result.messages
-            if m["type"] == "RECORD"
-        ]
+        by_stream: dict[str, list[dict]] = {}
+        for m in result.messages:
+            if m["type"] == "RECORD":
+                kept = {k: v for k, v in m.items() if k not in {"time_extracted", "version"}}
+                by_stream.setdefault(m["stream"], []).append(kept)
+        return by_stream
 
     with Emulator(counts={"invoices": 120, "bills": 60, "bookingProposals": 40}) as emulator:
         config = tap_config(emulator, start_date="2024-01-01T00:00:00Z")
@@ -122,7 +127,7 @@ def test_the_direct_record_path_writes_what_the_sdks_own_path_writes() -> None:
             PlainRecordMessages, "records_need_the_sdk", property(lambda _: True)
         ):
             through_the_sdk = sync(config)
-    assert len({m["stream"] for m in records(direct)}) == 6
+    assert len(records(direct)) == 6
     assert records(direct) == records(through_the_sdk)
 
 
@@ -133,15 +138,18 @@ def test_the_sdk_still_writes_records_as_the_override_does() -> None:
     assert "self.state_manager.is_flushed = False" in source
 
 
-def _record_lines(config: dict, out: Path) -> list[bytes]:
-    """RECORD lines the tap's own writer puts on stdout, without their time and version."""
+def _record_lines(config: dict, out: Path) -> dict[bytes, list[bytes]]:
+    """Each stream's RECORD lines the tap's own writer puts on stdout, in order, without
+    their time and version."""
     with out.open("w") as stdout, mock.patch.object(sys, "stdout", stdout):
         TapMaesnQonto(config=config).sync_all()
-    return [
-        re.sub(rb',"version":\d+|,"time_extracted":"[^"]*"', b"", line)
-        for line in out.read_bytes().splitlines()
-        if line.startswith(b'{"type":"RECORD"')
-    ]
+    by_stream: dict[bytes, list[bytes]] = {}
+    for line in out.read_bytes().splitlines():
+        if line.startswith(b'{"type":"RECORD"'):
+            stream = line.split(b'"stream":', 1)[1].split(b",", 1)[0]
+            kept = re.sub(rb',"version":\d+|,"time_extracted":"[^"]*"', b"", line)
+            by_stream.setdefault(stream, []).append(kept)
+    return by_stream
 
 
 def test_the_taps_own_writer_writes_the_bytes_of_the_sdks_path(tmp_path: Path) -> None:
@@ -153,7 +161,8 @@ def test_the_taps_own_writer_writes_the_bytes_of_the_sdks_path(tmp_path: Path) -
             PlainRecordMessages, "records_need_the_sdk", property(lambda _: True)
         ):
             through_the_sdk = _record_lines(config, tmp_path / "sdk")
-    assert len(direct) > 220  # parents and their line rows
+    assert len(direct) == 6
+    assert sum(map(len, direct.values())) > 220  # parents and their line rows
     assert direct == through_the_sdk
 
 

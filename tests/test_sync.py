@@ -161,7 +161,11 @@ def test_second_run_emits_what_changed_since_and_close_to_nothing_else() -> None
 
 def first_updated(result, record_id: str) -> str | None:
     for message in result.messages:
-        if message["type"] == "RECORD" and message["record"]["id"] == record_id:
+        if (
+            message["type"] == "RECORD"
+            and message["stream"] in STREAM_RESOURCES  # not a line row: they have no id
+            and message["record"]["id"] == record_id
+        ):
             return message["record"]["updatedDate"]
     return None
 

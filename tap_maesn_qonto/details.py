@@ -41,6 +41,8 @@ class AutoVerdict:
 
     #: Details in a row that had no line items either (auto gives up at the limit).
     empty_in_a_row: int = 0
+    #: Whether any detail had line items (then the list's nulls were omissions).
+    seen_lines: bool = False
 
     @property
     def given_up(self) -> bool:
@@ -69,19 +71,41 @@ class Details:
         return self.mode == "auto" and not self.verdict.given_up and record.get("lineItems") is None
 
     def complete(self, page: Page) -> Page:
-        """The page with every record that needs it given its detail's lineItems."""
+        """The page with every record that needs it given its detail's lineItems.
+
+        Details go out ``max_concurrency`` at a time; until auto has seen a detail with
+        lines, no more at once than could still leave it undecided, so a list whose
+        nulls mean "no lines" costs ``AUTO_GIVES_UP_AFTER`` details, not a page of them.
+        """
         todo = [record for record in page.records if self.needs(record)]
         if not todo:
             return page
-        workers = min(self.max_concurrency, len(todo))
-        with concurrent.futures.ThreadPoolExecutor(workers, self.thread_name) as pool:
-            details = list(pool.map(self.fetch_one, todo))
-        self.fetched += len(todo)
-        for detail in details:
-            has_lines = bool(detail and detail.get("lineItems"))
-            self.verdict.empty_in_a_row = 0 if has_lines else self.verdict.empty_in_a_row + 1
-        by_id = {id(record): detail for record, detail in zip(todo, details, strict=True)}
-        return replace(page, records=[self._merged(r, by_id.get(id(r))) for r in page.records])
+        details: dict[int, dict | None] = {}
+        with concurrent.futures.ThreadPoolExecutor(
+            min(self.max_concurrency, len(todo)), self.thread_name
+        ) as pool:
+            while todo and self.needs(todo[0]):  # auto may have given up meanwhile
+                size = self._batch_size()
+                batch, todo = todo[:size], todo[size:]
+                for record, detail in zip(batch, pool.map(self.fetch_one, batch), strict=True):
+                    details[id(record)] = detail
+                    self._learn(detail)
+        self.fetched += len(details)
+        return replace(page, records=[self._merged(r, details.get(id(r))) for r in page.records])
+
+    def _batch_size(self) -> int:
+        if self.mode != "auto" or self.verdict.seen_lines:
+            return self.max_concurrency
+        left = AUTO_GIVES_UP_AFTER - self.verdict.empty_in_a_row
+        return max(1, min(self.max_concurrency, left))
+
+    def _learn(self, detail: dict | None) -> None:
+        verdict = self.verdict
+        if detail and detail.get("lineItems"):
+            verdict.empty_in_a_row = 0
+            verdict.seen_lines = True
+        else:
+            verdict.empty_in_a_row += 1
 
     @staticmethod
     def _merged(record: dict, detail: dict | None) -> dict:

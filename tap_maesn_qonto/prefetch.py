@@ -35,7 +35,8 @@ if t.TYPE_CHECKING:
 
     from tap_maesn_qonto.envelope import Page
 
-#: A planned request's key: (stream name, account label, the request itself).
+#: A planned request's key: (stream name, account label, the request itself); its first
+#: two parts name the partition.
 Key = tuple[t.Hashable, ...]
 
 
@@ -51,9 +52,11 @@ class RequestsAhead:
         self._queue: list[tuple[tuple[int, ...], int, Key]] = []  # heap by sync order
         self._planned: dict[Key, Callable[[], Page]] = {}
         self._started: dict[Key, concurrent.futures.Future[Page]] = {}
+        self._of_partition: dict[Key, set[Key]] = {}  # planned or started, by partition
         self._tie = itertools.count()
         self._closed = False
         self._lent = 0  # in-flight pages the current reader no longer uses (lend)
+        self._ended: set[Key] = set()  # partitions discarded: nothing more is planned for them
         #: Requests answered from here, by the first part of their key (the stream).
         self.served: collections.Counter[t.Hashable] = collections.Counter()
 
@@ -62,7 +65,10 @@ class RequestsAhead:
         with self._lock:
             if self._closed or key in self._planned or key in self._started:
                 return
+            if key[:2] in self._ended:  # a fetch that finished after its partition's read
+                return
             self._planned[key] = fetch
+            self._of_partition.setdefault(key[:2], set()).add(key)
             heapq.heappush(self._queue, (order, next(self._tie), key))
         self._top_up()
 
@@ -71,6 +77,7 @@ class RequestsAhead:
         with self._lock:
             future = self._started.pop(key, None)
             self._planned.pop(key, None)
+            self._of_partition.get(key[:2], set()).discard(key)
             if future is not None:
                 self.served[key[0]] += 1
         self._top_up()
@@ -87,15 +94,16 @@ class RequestsAhead:
             self._lent = pages
         self._top_up()
 
-    def discard(self, prefix: Key) -> None:
-        """Forget every request whose key starts with ``prefix`` (a partition's read ended)."""
-        size = len(prefix)
+    def discard(self, partition: Key) -> None:
+        """Forget every request of ``partition`` (its read ended), and refuse any planned later."""
         with self._lock:
+            self._ended.add(partition)
             self._lent = 0  # the loan was the ended reader's
-            for key in [k for k in self._planned if k[:size] == prefix]:
-                del self._planned[key]
-            for key in [k for k in self._started if k[:size] == prefix]:
-                self._started.pop(key).cancel()
+            for key in self._of_partition.pop(partition, set()):
+                self._planned.pop(key, None)
+                future = self._started.pop(key, None)
+                if future is not None:
+                    future.cancel()
         self._top_up()
 
     def close(self) -> None:

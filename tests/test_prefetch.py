@@ -135,3 +135,20 @@ def test_a_reader_at_its_last_pages_lends_its_unused_budget_until_its_partition_
     ahead.plan(("bills", "b", 1), _recording(ran, "b1"), (2, 1))
     assert ahead.take(("bills", "b", 1)) is None  # the lookahead alone again: b0 only
     ahead.close()
+
+
+def test_nothing_is_planned_for_a_partition_whose_read_has_ended() -> None:
+    # A probe still in flight when its partition's read ended (the reader fell back to
+    # something else) must not plan pages that nobody will take: they would hold the
+    # lookahead for good.
+    ahead = RequestsAhead(max_workers=1, lookahead=1)
+    ran: list[str] = []
+    ahead.discard(("bills", "a"))
+    ahead.plan(("bills", "a", 1), _recording(ran, "a1"), (0, 2))
+    ahead.plan(("bills", "b", 0), _recording(ran, "b0"), (1, 0))
+    future = ahead.take(("bills", "b", 0))
+    assert future is not None  # the lookahead's one slot went to the next partition
+    assert future.result(5) == "b0"
+    assert ahead.take(("bills", "a", 1)) is None
+    ahead.close()
+    assert ran == ["b0"]

@@ -29,7 +29,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 from singer_sdk.streams.rest import PageContext
 
-from tap_maesn_qonto import keycheck, reconcile
+from tap_maesn_qonto import keycheck, reconcile, statelookup
 from tap_maesn_qonto.accounts import Account
 from tap_maesn_qonto.details import AutoVerdict, Details
 from tap_maesn_qonto.envelope import Page, parse_page
@@ -707,6 +707,7 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
     def _start_sync(self) -> tuple[LineBuffer, reconcile.TablePlan]:
         """On the stream's first partition: its line streams, and its table's version."""
         if self._lines is None or self._table is None:
+            statelookup.index_partition_lookups(self.state_manager)  # one per account
             self._last_label = (self.partitions or [{}])[-1].get("account_label")
             children = [c for c in self.child_streams if isinstance(c, LineItemsStream)]
             self._lines = LineBuffer([c for c in children if c.selected])

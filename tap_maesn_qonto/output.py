@@ -16,7 +16,7 @@ import sys
 import typing as t
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter, serialize_jsonl
-from singer_sdk.singerlib import RecordMessage
+from singer_sdk.singerlib import RecordMessage, StateMessage
 
 if t.TYPE_CHECKING:
     from singer_sdk.singerlib.encoding.simple import Message
@@ -31,6 +31,17 @@ class BufferedSingerWriter(MsgSpecWriter):
         super().__init__()
         self._out: t.BinaryIO | None = None
         self._stdout_fd: int | None = None
+
+    def serialize_message(self, message: Message) -> bytearray:
+        """As the SDK's, but a STATE's value is encoded as it is, not deep-copied first.
+
+        ``StateMessage.to_dict`` copies the whole state (``dataclasses.asdict``), and with
+        one partition per account a state is large: at 1 000 accounts those copies took
+        about a tenth of a run's CPU. The bytes are the same.
+        """
+        if isinstance(message, StateMessage):
+            return serialize_jsonl({"type": "STATE", "value": message.value})
+        return super().serialize_message(message)
 
     def _stream(self) -> t.BinaryIO | None:
         try:

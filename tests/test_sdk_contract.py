@@ -19,15 +19,19 @@ import inspect
 import re
 import sys
 import typing as t
+from decimal import Decimal
 from unittest import mock
 
 from singer_sdk import Tap
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.singerlib import StateMessage
 from singer_sdk.streams.core import Stream
 
 from tap_maesn_qonto import statelookup
 from tap_maesn_qonto.client import RESUMABLE_STATE_EVERY
 from tap_maesn_qonto.emulator import Emulator, many_accounts
 from tap_maesn_qonto.errors import IncompleteSyncError
+from tap_maesn_qonto.output import BufferedSingerWriter
 from tap_maesn_qonto.records import PlainRecordMessages
 from tap_maesn_qonto.tap import TapMaesnQonto
 from tap_maesn_qonto.timestamps import normalize_timestamp
@@ -236,3 +240,26 @@ def test_indexed_partition_lookups_leave_every_state_as_the_sdks_scan_would() ->
     partitions = indexed.final_state["bookmarks"]["invoices"]["partitions"]
     assert len(partitions) == 12
     assert all(p.get("replication_key_value") for p in partitions)
+
+
+def test_state_messages_are_the_bytes_the_sdks_writer_makes() -> None:
+    state = {
+        "bookmarks": {
+            "invoices": {
+                "partitions": [
+                    {
+                        "context": {"account_label": f"c{i}"},
+                        "replication_key": "updatedDate",
+                        "replication_key_value": "2026-01-02T03:04:05.000000Z",
+                        "table_version": 1764000000000 + i,
+                        "progress_markers": {"Note": None, "n": Decimal("1.50")},
+                    }
+                    for i in range(3)
+                ]
+            }
+        }
+    }
+    message = StateMessage(value=state)
+    assert bytes(BufferedSingerWriter().serialize_message(message)) == bytes(
+        MsgSpecWriter().serialize_message(message)
+    )

@@ -5,7 +5,7 @@ and the buffered rows are written by syncing the child streams (``Stream.sync``,
 SDK's own path: SCHEMA, RECORD, stream maps, selection) at two moments only:
 
 * on every record where the SDK may write a STATE message (each
-  ``RESUMABLE_STATE_EVERY``-th), so no STATE ever carries a parent bookmark past a
+  ``STATE_MSG_FREQUENCY``-th), so no STATE ever carries a parent bookmark past a
   line not yet written; and
 * when a partition ends, if its stream has no partition left or enough rows wait.
 

@@ -211,3 +211,28 @@ def test_a_single_account_state_keeps_working_as_a_list_of_one(emulator: Emulato
         before = _partitions(first.final_state, stream)["company-0003"]["replication_key_value"]
         after = _partitions(second.final_state, stream)["company-0003"]["replication_key_value"]
         assert after >= before
+
+
+def test_with_many_accounts_a_state_comes_every_ten_records_an_account_at_most() -> None:
+    # A STATE holds every account's partition, so with many accounts one every 1 000
+    # records would write (and the SDK deep-copy) a large state over and over. Each
+    # STATE in the middle of a stream follows at least 10 records per account.
+    accounts = 250
+    keys = many_accounts(accounts)
+    invoices_only = {"invoices": 12, "bills": 0, "bookingProposals": 0}
+    with Emulator(
+        accounts=keys, account_counts=dict.fromkeys(keys, invoices_only), counts=invoices_only
+    ) as emulator:
+        result = sync(_config(emulator))
+        truth = {i for key in keys for i in emulator.truth("invoices", account=key)}
+    assert set(result.ids("invoices")) == truth
+    since_state, gaps = 0, []
+    for message in result.messages:
+        if message["type"] == "RECORD" and message["stream"] == "invoices":
+            since_state += 1
+        elif message["type"] == "STATE" and 0 < since_state < len(truth):
+            gaps.append(since_state)
+            since_state = 0
+    mid_stream = gaps[:-1]  # the last is the stream's end
+    assert mid_stream, "no STATE within the stream: the test proves nothing"
+    assert all(gap >= 10 * accounts for gap in mid_stream), gaps

@@ -46,7 +46,7 @@ from tap_maesn_qonto.errors import (
 )
 from tap_maesn_qonto.fullread import FullRead
 from tap_maesn_qonto.lineitems import ROWS_WAITING_AT_MOST, LineBuffer, LineItemsStream
-from tap_maesn_qonto.pager import opening_requests
+from tap_maesn_qonto.pager import opening_requests, pages_for, pages_in_flight
 from tap_maesn_qonto.pages import PageRequest, Position
 from tap_maesn_qonto.records import PlainRecordMessages
 from tap_maesn_qonto.redaction import redact
@@ -378,18 +378,11 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
 
     def _send(self, prepared: requests.PreparedRequest, request: PageRequest) -> Page:
         """One attempt: wait for the throttle, send, read the answer."""
-        # The slot first: a pause (a 429's Retry-After) that began while this request
-        # waited for one must still hold it back.
-        token = self.run.slots.acquire(self.run.stop)
-        response = None
-        try:
-            self.run.throttle.wait(self.run.stop)
-            self.run.raise_if_stopped()
-            response = self.requests_session.send(
+        response = self.run.send(
+            lambda: self.requests_session.send(
                 prepared, timeout=self.timeout, allow_redirects=self.allow_redirects
             )
-        finally:
-            self.run.slots.release(token, response)
+        )
         self.run.reached_api = True
         try:
             self.validate_response(response)
@@ -569,11 +562,9 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
 
     def _plan_whole_list(self, context: Context | None, order: int, probe: Page) -> None:
         """The opening pages of the whole list's first pass, as ``FullRead`` will ask for them."""
-        expected = (
-            None if probe.total is None else math.ceil(probe.total / int(self.config["page_size"]))
-        )
+        expected = pages_for(probe.total, int(self.config["page_size"]))
         # As many as the lookahead holds, plus what a reader at its last pages lends it.
-        ahead = self.run.ahead.lookahead + int(self.config["max_concurrency"]) + 1
+        ahead = self.run.ahead.lookahead + pages_in_flight(int(self.config["max_concurrency"]))
         requests = opening_requests(self._whole_list(), expected, ahead)
         for step, request in enumerate(requests, start=2):
             self._plan(context, request, partial(self.fetch_page, context, request), (order, step))
@@ -922,10 +913,10 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         return workers > 1 and pages is not None and pages >= 2 * workers
 
     def _whole_list_wins(self, window_first: Page, probe: Page) -> bool:
-        if probe.total is None or window_first.total_pages is None:
+        whole_pages = pages_for(probe.total, int(self.config["page_size"]))
+        if whole_pages is None or window_first.total_pages is None:
             return False
-        workers = int(self.config["max_concurrency"])
-        rounds = math.ceil(math.ceil(probe.total / int(self.config["page_size"])) / workers)
+        rounds = math.ceil(whole_pages / int(self.config["max_concurrency"]))
         return rounds < window_first.total_pages
 
     def _set_bookmark(self, context: Context | None, value: str | None) -> None:

@@ -18,13 +18,12 @@ bookmark.
 
 from __future__ import annotations
 
-import math
 import time
 import typing as t
 from dataclasses import dataclass, field, replace
 
 from tap_maesn_qonto.errors import ClientError
-from tap_maesn_qonto.pager import pages_in_order
+from tap_maesn_qonto.pager import pages_for, pages_in_order
 from tap_maesn_qonto.pages import PageRequest, Position
 
 if t.TYPE_CHECKING:
@@ -169,8 +168,7 @@ class FullRead:
             )
             self.query = replace(self.query, order_field=None)
             return None
-        total = page.total
-        self._probed_pages = None if total is None else math.ceil(total / self.query.limit)
+        self._probed_pages = pages_for(page.total, self.query.limit)
         values = [value for record in page.records if (value := self.created_of(record))]
         return max(values, default=None)
 

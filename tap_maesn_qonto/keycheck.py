@@ -101,21 +101,17 @@ def check_tenant_key(
 def _ask(run: RunContext, api_key: str, target_system: str, timeout: float) -> TenantKeyCheck:
     path = f"/auth/{target_system}"
     request = f"GET {path}"
-    token = run.slots.acquire(run.stop)  # the slot first, as MaesnStream._send
-    response = None
     try:
-        run.throttle.wait(run.stop)
-        run.raise_if_stopped()
-        response = run.session.get(
-            run.api_url.rstrip("/") + path,
-            headers={"X-API-KEY": api_key, "Accept": "text/html, application/json"},
-            timeout=min(timeout, CHECK_TIMEOUT_SECONDS),
-            allow_redirects=False,
+        response = run.send(
+            lambda: run.session.get(
+                run.api_url.rstrip("/") + path,
+                headers={"X-API-KEY": api_key, "Accept": "text/html, application/json"},
+                timeout=min(timeout, CHECK_TIMEOUT_SECONDS),
+                allow_redirects=False,
+            )
         )
     except requests.exceptions.RequestException as exc:
         return TenantKeyCheck(Verdict.UNKNOWN, request, f"got no answer ({type(exc).__name__})")
-    finally:
-        run.slots.release(token, response)
     answer = f"answered {response.status_code} {response.reason}".rstrip()
     response.close()
     if 200 <= response.status_code < 300:

@@ -92,6 +92,16 @@ def position_of(number: int, reported_pages: int | None) -> Position:
     return Position.UNKNOWN
 
 
+def pages_in_flight(max_concurrency: int) -> int:
+    """Pages a query keeps coming: one decoding while the others wait on the network."""
+    return max_concurrency + 1
+
+
+def pages_for(total: int | None, page_size: int) -> int | None:
+    """How many pages ``total`` records fill (None: no total reported)."""
+    return None if total is None else math.ceil(total / page_size)
+
+
 def known_before_page_one(expected_pages: int | None) -> int | None:
     """The pages certainly there before page 1 answers: all but the last of a probe's count.
 
@@ -138,7 +148,7 @@ def pages_in_order(
             return
         next_to_submit = number = 2
         reported = first.total_pages
-    in_flight = max_concurrency + 1  # one decoding while the others wait on the network
+    in_flight = pages_in_flight(max_concurrency)
     pool = concurrent.futures.ThreadPoolExecutor(
         max_workers=in_flight, thread_name_prefix=thread_name
     )

@@ -23,7 +23,10 @@ from tap_maesn_qonto.throttle import AdaptiveLimit, RequestThrottle
 from tap_maesn_qonto.transport import MaesnSession, build_session
 
 if t.TYPE_CHECKING:
+    from collections.abc import Callable
     from types import FrameType
+
+    import requests
 
 _EXIT_CODES = {
     signal.SIGINT: ExitCode.INTERRUPTED_SIGINT,
@@ -70,6 +73,23 @@ class RunContext:
     def session(self) -> MaesnSession:
         # A few connections beyond the workers, for the main thread's own requests.
         return build_session(self.api_url, self.max_concurrency + 2)
+
+    def send(self, send: Callable[[], requests.Response]) -> requests.Response:
+        """Send one request within the run's limits, every request of the run alike.
+
+        The in-flight slot first, then the throttle: a pause (a 429's Retry-After) that
+        began while the request waited for a slot must still hold it back. The slot is
+        given back with the answer, which tells the adaptive limit about a 429.
+        """
+        token = self.slots.acquire(self.stop)
+        response = None
+        try:
+            self.throttle.wait(self.stop)
+            self.raise_if_stopped()
+            response = send()
+            return response
+        finally:
+            self.slots.release(token, response)
 
     def raise_if_stopped(self) -> None:
         """Raise :class:`SyncInterruptedError` if a signal asked the run to stop."""

@@ -17,6 +17,7 @@ import typing as t
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter, serialize_jsonl
 from singer_sdk.singerlib import RecordMessage, StateMessage
+from singer_sdk.singerlib.encoding import GenericSingerWriter
 
 if t.TYPE_CHECKING:
     from singer_sdk.singerlib.encoding.simple import Message
@@ -69,17 +70,23 @@ class BufferedSingerWriter(MsgSpecWriter):
         Most messages are records; the message object and the SDK's layers around the
         encoder cost about as much as encoding the record itself.
         """
-        time_extracted = dt.datetime.now(dt.UTC)
         out = self._stream()
         if out is None:
-            self.write_message(
-                RecordMessage(
-                    stream=stream, record=record, version=version, time_extracted=time_extracted
-                )
-            )
+            write_record_message(self, stream, record, version)
             return
         fields: dict[str, t.Any] = {"type": "RECORD", "stream": stream, "record": record}
         if version is not None:
             fields["version"] = version
-        fields["time_extracted"] = time_extracted
+        fields["time_extracted"] = dt.datetime.now(dt.UTC)
         out.write(serialize_jsonl(fields))
+
+
+def write_record_message(
+    writer: GenericSingerWriter, stream: str, record: dict, version: int | None
+) -> None:
+    """Write a RECORD through any writer's own message path."""
+    writer.write_message(
+        RecordMessage(
+            stream=stream, record=record, version=version, time_extracted=dt.datetime.now(dt.UTC)
+        )
+    )

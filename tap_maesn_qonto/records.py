@@ -17,15 +17,13 @@ method or what it skips, and checks that both paths write the same bytes.
 
 from __future__ import annotations
 
-import datetime as dt
 import typing as t
-from functools import cached_property
+from functools import cached_property, partial
 
 from singer_sdk import Stream
 from singer_sdk.mapper import SameRecordTransform
-from singer_sdk.singerlib import RecordMessage
 
-from tap_maesn_qonto.output import BufferedSingerWriter
+from tap_maesn_qonto.output import BufferedSingerWriter, write_record_message
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
@@ -68,15 +66,4 @@ class PlainRecordMessages(Stream):
         writer = self._writing_tap.message_writer  # read late: it may not exist at __init__
         if isinstance(writer, BufferedSingerWriter):
             return writer.write_record
-
-        def through_a_message(stream: str, record: dict, version: int | None) -> None:
-            writer.write_message(
-                RecordMessage(
-                    stream=stream,
-                    record=record,
-                    version=version,
-                    time_extracted=dt.datetime.now(dt.UTC),
-                )
-            )
-
-        return through_a_message
+        return partial(write_record_message, writer)

@@ -59,7 +59,7 @@ from tap_maesn_qonto.timestamps import (
     normalize_timestamp,
     parse_timestamp,
 )
-from tap_maesn_qonto.transport import left_origin
+from tap_maesn_qonto.transport import left_origin, read_body
 from tap_maesn_qonto.window import (
     GroupFillsPagesError,
     WholeListInsteadError,
@@ -378,11 +378,17 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
 
     def _send(self, prepared: requests.PreparedRequest, request: PageRequest) -> Page:
         """One attempt: wait for the throttle, send, read the answer."""
-        response = self.run.send(
-            lambda: self.requests_session.send(
-                prepared, timeout=self.timeout, allow_redirects=self.allow_redirects
+        body = b""
+
+        def send_and_read() -> requests.Response:
+            nonlocal body
+            response = self.requests_session.send(
+                prepared, timeout=self.timeout, allow_redirects=self.allow_redirects, stream=True
             )
-        )
+            body = read_body(response)  # within the in-flight slot, like the request
+            return response
+
+        response = self.run.send(send_and_read)
         self.run.reached_api = True
         try:
             self.validate_response(response)
@@ -390,6 +396,7 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
             raise self._read_client_error(exc, request) from None
         return parse_page(
             response,
+            body,
             number=request.page,
             api_url=self.url_base,
             single=request.position is Position.DETAIL,

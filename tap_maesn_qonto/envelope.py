@@ -58,21 +58,26 @@ def _describe(response: requests.Response) -> str:
     return f"GET {response.request.path_url.split('?')[0] if response.request else ''}"
 
 
-def _looks_like_html(response: requests.Response) -> bool:
+def _looks_like_html(response: requests.Response, body: bytes) -> bool:
     content_type = response.headers.get("Content-Type", "").lower()
-    return "html" in content_type or response.content.lstrip()[:1] == b"<"
+    return "html" in content_type or body.lstrip()[:1] == b"<"
 
 
 def parse_page(
-    response: requests.Response, *, number: int, api_url: str, single: bool = False
+    response: requests.Response,
+    body: bytes,
+    *,
+    number: int,
+    api_url: str,
+    single: bool = False,
 ) -> Page:
-    """Decode one list response (``single``: one record's detail) into a :class:`Page`.
+    """Decode one list response's ``body`` (``single``: one record's detail) into a :class:`Page`.
 
     Raises:
         MaesnAPIError: if the body is not Maesn's JSON envelope with a list of records.
     """
     where = f"{_describe(response)} (page {number})"
-    if _looks_like_html(response):
+    if _looks_like_html(response, body):
         msg = (
             f"{where} answered with an HTML page instead of JSON (HTTP "
             f"{response.status_code}); a proxy or login page is in the way. Check that "
@@ -80,29 +85,29 @@ def parse_page(
         )
         raise WrongApiUrlError(msg)
     try:
-        body = _DECODER.decode(response.content)
+        decoded = _DECODER.decode(body)
     except msgspec.DecodeError as exc:
         msg = (
             f"{where} answered with a body that is not valid JSON ({exc}; "
-            f"{len(response.content)} bytes, probably cut off). If it persists, check "
+            f"{len(body)} bytes, probably cut off). If it persists, check "
             "the network path to api_url."
         )
         raise RetriableAPIError(msg, response) from None
-    if not isinstance(body, dict) or "data" not in body:
+    if not isinstance(decoded, dict) or "data" not in decoded:
         msg = f"{where} answered with JSON that is not Maesn's envelope (no 'data' member)."
         raise MaesnAPIError(msg)
-    records = [body["data"]] if single else body["data"]
+    records = [decoded["data"]] if single else decoded["data"]
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         msg = (
             f"{where} answered with 'data' that is not a list of records "
             f"(got {type(records).__name__}). The endpoint's response format changed."
         )
         raise MaesnAPIError(msg)
-    if body.get("errors"):
-        detail = msgspec.json.encode(body["errors"]).decode()[:300]
+    if decoded.get("errors"):
+        detail = msgspec.json.encode(decoded["errors"]).decode()[:300]
         msg = f"{where} answered 200 with an error from Maesn instead of records: {detail}"
         raise RetriableAPIError(msg, response)
-    meta = _member(body, "meta", dict)
+    meta = _member(decoded, "meta", dict)
     pagination = _member(meta, "pagination", dict)
     warnings = _member(meta, "warnings", list)
     return Page(

@@ -34,6 +34,19 @@ _PASS_THROUGH: dict[str, frozenset[type]] = {
 }
 
 
+_ALL_PASS_THROUGH = frozenset().union(*_PASS_THROUGH.values())
+
+
+def _needs_converting(pass_types: frozenset[type]) -> str:
+    """The generated test, after ``item is not None``, that a value is not already right."""
+    if not pass_types:
+        return ""
+    first, *others = sorted(kind.__name__ for kind in pass_types)
+    return f" and (kind := type(item)) is not {first}" + "".join(
+        f" and kind is not {other}" for other in others
+    )
+
+
 def _types(prop: dict) -> set[str]:
     declared = prop.get("type", [])
     return {declared} if isinstance(declared, str) else set(declared)
@@ -73,16 +86,15 @@ class Shaper:
         self.pass_types = (
             frozenset() if self.is_datetime else _PASS_THROUGH.get(self.kind, frozenset())
         )
+        self._field_names = frozenset(self.fields)
         #: Reshapes one non-null value; chosen once here, not per value.
         self.convert: t.Callable[[JSON], JSON] = self._choose_converter()
-        self._field_names = frozenset(self.fields)
-        self._plan = [(name, sub.pass_types, sub.convert) for name, sub in self.fields.items()]
 
     def _choose_converter(self) -> t.Callable[[JSON], JSON]:
         if self.is_datetime:
             return self._datetime
         if self.kind == "object":
-            return self._object if self.fields else self._free_object
+            return self._compile_object() if self.fields else self._free_object
         converters: dict[str, t.Callable[[JSON], JSON]] = {
             "array": self._array,
             "number": self._number,
@@ -98,6 +110,41 @@ class Shaper:
             return value
         return self.convert(value)
 
+    def _compile_object(self) -> t.Callable[[JSON], JSON]:
+        """Compile this object's fields into one function: the hot loop of the whole tap.
+
+        One generated statement per field does what a loop over the fields would (a
+        lookup and an exact type check), at about half the cost: no per-field tuple
+        unpacking, set membership or call unless the value needs changing. The dict
+        is fresh from the JSON decoder and owned by the tap, so it is changed in
+        place: values that are already right are not even copied.
+        """
+        names: dict[str, t.Any] = {
+            "unreadable": self._unreadable,
+            "with_schema_keys": self._with_schema_keys,
+            "field_names": self._field_names,
+            **{kind.__name__: kind for kind in _ALL_PASS_THROUGH},
+        }
+        lines = [
+            "def shape_object(value):",
+            "    if not isinstance(value, dict):",
+            "        return unreadable(value)",
+            f"    if len(value) != {len(self.fields)} or not field_names.issuperset(value):",
+            "        value = with_schema_keys(value)",
+        ]
+        for number, (name, sub) in enumerate(self.fields.items()):
+            if sub.convert is _unchanged:
+                continue  # any value is right as it is
+            names[f"convert_{number}"] = sub.convert
+            lines += [
+                f"    item = value[{name!r}]",
+                f"    if item is not None{_needs_converting(sub.pass_types)}:",
+                f"        value[{name!r}] = convert_{number}(item)",
+            ]
+        lines.append("    return value")
+        exec("\n".join(lines), names)  # noqa: S102  # names come from the schema, as literals
+        return t.cast("t.Callable[[JSON], JSON]", names["shape_object"])
+
     def _unreadable(self, value: JSON) -> None:
         self.issues.note_unreadable(self.path)
         del value  # the value itself is never logged: it may hold personal data
@@ -110,21 +157,6 @@ class Shaper:
                 pass
         self._unreadable(value)
         return None
-
-    def _object(self, value: JSON) -> dict | None:
-        if not isinstance(value, dict):
-            self._unreadable(value)
-            return None
-        if len(value) != len(self._field_names) or not self._field_names.issuperset(value):
-            value = self._with_schema_keys(value)
-        # The hot loop of the whole tap: one lookup and one type check per field. The
-        # dict is fresh from the JSON decoder and owned by the tap, so it is changed in
-        # place: values that are already right are not even copied.
-        for name, pass_types, convert in self._plan:
-            item = value[name]
-            if item is not None and type(item) not in pass_types:
-                value[name] = convert(item)
-        return value
 
     def _with_schema_keys(self, value: dict) -> dict:
         """Drop fields the schema does not know (noting them) and add missing ones as null."""
@@ -142,10 +174,14 @@ class Shaper:
         if not isinstance(value, list):
             self._unreadable(value)
             return None
-        if self.items is None:
+        items = self.items
+        if items is None:
             return value
-        shape = self.items.shape
-        return [shape(item) for item in value]
+        if items.pass_types:
+            shape = items.shape
+            return [shape(item) for item in value]
+        convert = items.convert  # objects, arrays, date-times: every value is converted
+        return [None if item is None else convert(item) for item in value]
 
     def _number(self, value: JSON) -> JSON:
         if isinstance(value, (int, decimal.Decimal)) and not isinstance(value, bool):

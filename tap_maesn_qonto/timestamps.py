@@ -35,11 +35,13 @@ _TIME_OF_DAY = re.compile(
 )
 
 # The forms Maesn sends nearly always: an RFC 3339 date-time with seconds, at most
-# microseconds, and ``Z`` or a ``±HH:MM`` offset. ASCII digits only: ``\d`` would also
-# match other scripts' digits.
+# microseconds, and ``Z`` or a ``±HH:MM`` offset. Its parts then sit at fixed places:
+# date and hour [0:13], minutes [13:16], seconds [16:19], fraction, offset. ASCII digits
+# only: ``\d`` would also match other scripts' digits. A second of 60 (a leap second)
+# is left to the general path.
 _RFC3339 = re.compile(
-    r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{1,6}))?"
-    r"(Z|[+-][0-9]{2}:[0-9]{2})"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?"
+    r"(?:Z|[+-][0-9]{2}:[0-9]{2})"
 )
 
 
@@ -134,20 +136,21 @@ def _normalize_rfc3339(value: str) -> str | None:
     shifted. Anything unusual (a leap second, ``24:00``, an overflow, an offset out of
     range) is left to :func:`parse_timestamp`.
     """
-    match = _RFC3339.fullmatch(value)
-    if match is None:
+    if _RFC3339.fullmatch(value) is None:
         return None
-    seconds, fraction, offset = match.groups()
-    shift = _shift_to_utc(offset)
+    zulu = value[-1] == "Z"
+    shift = _ZERO if zulu else _shift_to_utc(value[-6:])
     if shift is None:
         return None
+    fraction = value[20:-1] if zulu else value[20:-6]
+    seconds = value[:19]
     try:
         moment = dt.datetime.fromisoformat(seconds)
         if shift:
             seconds = (moment + shift).isoformat()
     except (ValueError, OverflowError):
         return None
-    return f"{seconds}.{(fraction or '').ljust(6, '0')}Z"
+    return f"{seconds}.{fraction.ljust(6, '0')}Z"
 
 
 @functools.lru_cache(maxsize=4096)  # ~1 MB; holds every distinct calendar date of years

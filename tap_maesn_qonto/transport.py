@@ -63,3 +63,15 @@ def left_origin(response: requests.Response, api_url: str) -> str | None:
         if origin(hop.url or "") != wanted:
             return urlsplit(hop.url).hostname or hop.url
     return None
+
+
+def read_body(response: requests.Response) -> bytes:
+    """A success's whole body, read in one piece; any other answer keeps it on ``response``.
+
+    ``response`` must come from a ``stream=True`` send. ``Response.content`` reads in
+    10 kB pieces, each through several layers of urllib3: a third of the CPU of fetching
+    a 150 kB page. Other answers are read the usual way, so error messages can quote them.
+    """
+    if 200 <= response.status_code < 300:
+        return b"".join(response.iter_content(chunk_size=None))
+    return response.content

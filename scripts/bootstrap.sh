@@ -20,4 +20,6 @@ if [ "${BOOTSTRAP_UV_ONLY:-0}" != 1 ]; then
   # As a flag, not UV_COMPILE_BYTECODE in the environment: that made every later
   # `uv run` compile again and print "Bytecode compiled 1882 files".
   uv sync --locked --quiet --compile-bytecode
+  # The tap's own package is installed editable, so uv leaves it out: 30 ms of every start.
+  uv run --no-sync python -m compileall -q tap_maesn_qonto
 fi

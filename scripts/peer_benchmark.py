@@ -126,8 +126,11 @@ class _Message(msgspec.Struct):
     stream: str = ""
 
 
-def count_records(read_fd: int, counts: Counter[str]) -> None:
-    """Count RECORD messages per stream on ``read_fd`` until EOF (other lines are skipped)."""
+def count_records(read_fd: int, counts: Counter[str], first_record_at: list[float]) -> None:
+    """Count RECORD messages per stream on ``read_fd`` until EOF (other lines are skipped).
+
+    ``first_record_at`` gets the monotonic time the first RECORD line arrived.
+    """
     decode = msgspec.json.Decoder(_Message).decode
     with os.fdopen(read_fd, "rb", buffering=1 << 20) as pipe:
         for line in pipe:
@@ -137,6 +140,8 @@ def count_records(read_fd: int, counts: Counter[str]) -> None:
                 counts["(not a message)"] += 1
                 continue
             if message.type == "RECORD":
+                if not first_record_at:
+                    first_record_at.append(time.monotonic())
                 counts[message.stream] += 1
 
 
@@ -149,6 +154,8 @@ class Run:
     requests: int
     counts: dict[str, int]
     expected: dict[str, int]
+    #: Seconds from the process's start to its first RECORD line (start-up and first pages).
+    first_record_s: float | None = None
     stderr_tail: str = ""
 
     @property
@@ -179,10 +186,12 @@ def run_counted(
     """Run ``argv`` with its stdout counted by a thread of this process, measured like the tap."""
     read_fd, write_fd = os.pipe()
     counts: Counter[str] = Counter()
-    reader = threading.Thread(target=count_records, args=(read_fd, counts))
+    first_record_at: list[float] = []
+    reader = threading.Thread(target=count_records, args=(read_fd, counts, first_record_at))
     reader.start()
     stderr_path = workdir / f"{client}-stderr.log"
     before = emulator.request_count()
+    started = time.monotonic()
     try:
         with stderr_path.open("wb") as stderr:
             usage = bench.run_measured(argv, stderr, stdout=write_fd)
@@ -195,6 +204,7 @@ def run_counted(
         requests=emulator.request_count() - before,
         counts=dict(counts),
         expected={stream: emulator.counts[resource] for stream, resource in STREAMS.items()},
+        first_record_s=first_record_at[0] - started if first_record_at else None,
     )
     if not run.complete:
         run.stderr_tail = stderr_path.read_text(errors="replace")[-3000:]
@@ -292,6 +302,7 @@ COLUMNS = (
     "tap RSS MB",
     "tap requests",
     "tap records/s",
+    "tap first record s",
     "peer wall s",
     "peer CPU s",
     "peer RSS MB",
@@ -315,6 +326,10 @@ def run_cells(run: Run) -> list[str]:
     ]
 
 
+def first_record_cell(run: Run) -> str:
+    return "-" if run.first_record_s is None else f"{run.first_record_s:.2f}"
+
+
 def format_pairs(pairs: Sequence[Pair]) -> str:
     cells = []
     for pair in pairs:
@@ -326,6 +341,7 @@ def format_pairs(pairs: Sequence[Pair]) -> str:
                 f"{pair.latency_ms:g}",
                 f"{pair.records}",
                 *run_cells(pair.tap),
+                first_record_cell(pair.tap),
                 *run_cells(pair.peer),
                 "-" if ratio is None else f"{ratio:.2f}",
                 f"{limit:.2f}" if limit else "-",

@@ -48,6 +48,7 @@ from tap_maesn_qonto.fullread import FullRead
 from tap_maesn_qonto.lineitems import ROWS_WAITING_AT_MOST, LineBuffer, LineItemsStream
 from tap_maesn_qonto.pager import opening_requests, pages_for, pages_in_flight
 from tap_maesn_qonto.pages import PageRequest, Position
+from tap_maesn_qonto.prefetch import Key, spare
 from tap_maesn_qonto.records import PlainRecordMessages
 from tap_maesn_qonto.redaction import redact
 from tap_maesn_qonto.retries import RetryPolicy, gave_up
@@ -534,11 +535,15 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         ``order`` is the partition's place in the sync. A first run whose window is long
         asks for the whole list's probe next (``_whole_list_is_faster``), and a whole-list
         read for its opening pages: each is planned as soon as the answer it follows from
-        is in, so it is usually there before the partition's turn.
+        is in, so it is usually there before the partition's turn. On a first run the
+        probe is also guessed at once, into a slot nothing else would use: a round sooner
+        when the window is long, no time lost (and one small request) when it is not.
         """
         self._start_sync()  # a reconcile reads the whole list: its first request differs
-        _, start = self._partition_start(context)
+        previous, start = self._partition_start(context)
         label = self.account(context).label
+        probe_key = self._key(context, FullRead.probe_request())
+        guessed = start is not None and previous is None and self._may_probe()
         if start is not None:
             request = WindowRead.first_request(start, int(self.config["page_size"]))
         else:
@@ -552,20 +557,25 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
                 self._plan_whole_list(context, order, page)
             elif self._worth_probing(page):
                 self._plan_probe(context, order, page)
+            elif guessed:
+                self.run.ahead.forget(probe_key)
             return page
 
         self._plan(context, request, first, (order, 0))
+        if guessed:
+            probe = FullRead.probe_request()
+            self.run.ahead.plan(
+                probe_key, partial(self.fetch_page, context, probe), spare((order, 1))
+            )
 
     def _plan_probe(self, context: Context | None, order: int, window_first: Page) -> None:
+        def plan_pages(probe: Page) -> None:
+            if self._whole_list_wins(window_first, probe):
+                self._plan_whole_list(context, order, probe)
+
         request = FullRead.probe_request()
-
-        def probe() -> Page:
-            page = self.fetch_page(context, request)
-            if self._whole_list_wins(window_first, page):
-                self._plan_whole_list(context, order, page)
-            return page
-
-        self._plan(context, request, probe, (order, 1))
+        fetch = partial(self.fetch_page, context, request)
+        self._plan(context, request, fetch, (order, 1), then=plan_pages)
 
     def _plan_whole_list(self, context: Context | None, order: int, probe: Page) -> None:
         """The opening pages of the whole list's first pass, as ``FullRead`` will ask for them."""
@@ -582,16 +592,19 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         request: PageRequest,
         fetch: Callable[[], Page],
         order: tuple[int, int],
+        then: Callable[[Page], None] | None = None,
     ) -> None:
-        self.run.ahead.plan((self.name, self.account(context).label, request), fetch, order)
+        self.run.ahead.plan(self._key(context, request), fetch, order, then)
+
+    def _key(self, context: Context | None, request: PageRequest) -> Key:
+        return (self.name, self.account(context).label, request)
 
     def _fetcher(self, context: Context | None) -> Callable[[PageRequest], Page]:
         """``fetch_page`` for this partition, answered from what was fetched ahead where it was."""
-        label = self.account(context).label
         details = self._details(context)
 
         def fetch(request: PageRequest) -> Page:
-            ahead = self.run.ahead.take((self.name, label, request))
+            ahead = self.run.ahead.take(self._key(context, request))
             page = ahead.result() if ahead is not None else self.fetch_page(context, request)
             # Descending queries are probes: their records are never emitted.
             return page if details is None or request.descending else details.complete(page)
@@ -634,6 +647,7 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
 
     def _full_read(
         self,
+        context: Context | None,
         fetch: Callable[[PageRequest], Page],
         since: dt.datetime | None,
         emitted: set[str],
@@ -651,6 +665,7 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
             emitted=emitted,
             on_page=self._count_page,
             on_spare=self.run.ahead.lend,
+            fetched_ahead=lambda request: self.run.ahead.holds(self._key(context, request)),
         )
 
     def _warn(self, message: str) -> None:
@@ -883,7 +898,7 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
                 return max(filter(None, (previous, window.bookmark)), default=None)
         else:
             emitted = set()
-        full = self._full_read(fetch, start or self._whole_list_since(), emitted)
+        full = self._full_read(context, fetch, start or self._whole_list_since(), emitted)
         full.first_probe, self._whole_first = self._whole_first, None
         self._reader = full
         yield from full.records()
@@ -917,7 +932,11 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         """Whether the window is long enough that the whole list may be quicker."""
         workers = int(self.config["max_concurrency"])
         pages = window_first.total_pages
-        return workers > 1 and pages is not None and pages >= 2 * workers
+        return self._may_probe() and pages is not None and pages >= 2 * workers
+
+    def _may_probe(self) -> bool:
+        """Whether a whole list can be read faster than a window at all: concurrently."""
+        return int(self.config["max_concurrency"]) > 1
 
     def _whole_list_wins(self, window_first: Page, probe: Page) -> bool:
         whole_pages = pages_for(probe.total, int(self.config["page_size"]))

@@ -82,6 +82,8 @@ class FullRead:
     on_page: Callable[[Page], None] | None = None
     #: Told how many in-flight pages a pass no longer uses once all are asked for.
     on_spare: Callable[[int], None] | None = None
+    #: Whether a request was already fetched ahead of this read (prefetch.py).
+    fetched_ahead: Callable[[PageRequest], bool] | None = None
     #: The first pass's createdDate probe, if the caller already sent it (prefetch, or
     #: the backfill decision).
     first_probe: Page | None = None
@@ -121,6 +123,7 @@ class FullRead:
                 on_page=self.on_page,
                 expected_pages=self._probed_pages,
                 on_spare=self.on_spare,
+                fetched_ahead=self.fetched_ahead,
             ):
                 yield from self._new_records(page, check, newest_created)
             drift = check.drift()

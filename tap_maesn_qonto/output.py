@@ -64,6 +64,15 @@ class BufferedSingerWriter(MsgSpecWriter):
         if message.type != "RECORD":
             out.flush()
 
+    def flush(self) -> None:
+        """Write out what the buffer holds: at the end of a run, however it ends.
+
+        A signal can stop a write to a full pipe part-way through a line; the rest stays
+        in the buffer and must still go out, or the target reads a torn message.
+        """
+        if self._out is not None:
+            self._out.flush()
+
     def write_record(self, stream: str, record: dict, version: int | None) -> None:
         """Write a RECORD message without making one: the bytes of ``RecordMessage.to_dict``.
 

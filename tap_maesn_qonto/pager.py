@@ -4,8 +4,9 @@ Page 1 tells how many pages there are; the following pages are fetched by worker
 threads while the caller consumes them in order. One page more than
 ``max_concurrency`` is kept coming, so that while one is being decoded the others
 keep the network busy; the run's in-flight limit (runtime.py) still holds the HTTP
-requests to ``max_concurrency``. At most that many pages are held, so memory does
-not grow with the stream.
+requests to ``max_concurrency``. At most that many pages are held, besides those
+fetched ahead of the read (prefetch.py, bounded there), so memory does not grow
+with the stream.
 
 The number of pages in flight adapts to keep the caller fed and no more: (time
 to fetch a page) / (time to consume one), rounded up and capped at
@@ -129,6 +130,7 @@ def pages_in_order(
     on_page: Callable[[Page], None] | None = None,
     expected_pages: int | None = None,
     on_spare: Callable[[int], None] | None = None,
+    fetched_ahead: Callable[[PageRequest], bool] | None = None,
 ) -> Iterator[Page]:
     """Yield ``first``, then the query's following pages in order, fetched ahead.
 
@@ -137,6 +139,11 @@ def pages_in_order(
     all but the last, which a deletion since may have emptied. Page 1's own count
     then takes over. Once every page is asked for, ``on_spare`` is told how many of
     its in-flight pages the query no longer uses (others may fetch ahead meanwhile).
+
+    Pages ``fetched_ahead`` says are already on their way (prefetch.py) count neither
+    in the window nor in its pace: the window is the requests this read sends itself,
+    so the network stays busy while the caller works through pages fetched before
+    its turn.
     """
     page_size = query.limit
     if first is None:
@@ -153,21 +160,31 @@ def pages_in_order(
         max_workers=in_flight, thread_name_prefix=thread_name
     )
     pending: dict[int, concurrent.futures.Future[Page]] = {}
+    sent_here: set[int] = set()  # pending pages this read requests itself
     pace = FetchPace(in_flight)
+
+    def submit(page_number: int) -> None:
+        request = query.at(page_number, position_of(page_number, reported))
+        if fetched_ahead is not None and fetched_ahead(request):
+            pending[page_number] = pool.submit(fetch, request)  # answered: not a pace sample
+        else:
+            pending[page_number] = pool.submit(pace.timed, fetch, request)
+            sent_here.add(page_number)
+
     try:
         while True:
             # Without a page count, fetch one page at a time past the last full one.
-            while len(pending) < pace.window and (
+            while len(sent_here) < pace.window and (
                 (reported is not None and next_to_submit <= reported)
                 or (reported is None and next_to_submit == number)
             ):
-                request = query.at(next_to_submit, position_of(next_to_submit, reported))
-                pending[next_to_submit] = pool.submit(pace.timed, fetch, request)
+                submit(next_to_submit)
                 next_to_submit += 1
             if number not in pending:
                 return  # the reported page count is reached
             if on_spare is not None and reported is not None and next_to_submit > reported:
-                on_spare(in_flight - len(pending))
+                on_spare(in_flight - len(sent_here))
+            sent_here.discard(number)
             try:
                 page = pending.pop(number).result()
             except EndOfDataError:

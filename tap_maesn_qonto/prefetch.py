@@ -16,6 +16,11 @@ never used, only wasted, so what a reader reads is exactly what it would have
 read without this module. What a partition left untaken is discarded when its
 read ends.
 
+A request that may not be needed at all (a first run's probe of the whole list,
+sent beside the window's first page instead of after it) is planned as ``spare``:
+it runs only in a slot that nothing planned in sync order would use, so a wrong
+guess costs a small request but never time.
+
 Every HTTP request of the run, from here or elsewhere, also passes the run's
 in-flight limit (``RunContext.slots``), so ``max_concurrency`` stays the budget
 across accounts and streams.
@@ -27,6 +32,7 @@ import collections
 import concurrent.futures
 import heapq
 import itertools
+import math
 import threading
 import typing as t
 
@@ -40,6 +46,14 @@ if t.TYPE_CHECKING:
 Key = tuple[t.Hashable, ...]
 
 
+def spare(order: tuple[int, ...]) -> tuple[float, ...]:
+    """The place of a request that may not be needed: after everything planned in sync order.
+
+    It is sent only into a slot nothing else would use, so a wrong guess costs no time.
+    """
+    return (math.inf, *order)
+
+
 class RequestsAhead:
     """Runs planned fetches in sync order, ahead of their turn, and hands out their results."""
 
@@ -49,9 +63,10 @@ class RequestsAhead:
         )
         self.lookahead = lookahead
         self._lock = threading.Lock()
-        self._queue: list[tuple[tuple[int, ...], int, Key]] = []  # heap by sync order
+        self._queue: list[tuple[tuple[float, ...], int, Key]] = []  # heap by sync order
         self._planned: dict[Key, Callable[[], Page]] = {}
         self._started: dict[Key, concurrent.futures.Future[Page]] = {}
+        self._then: dict[Key, Callable[[Page], None]] = {}  # what a planned answer leads to
         self._of_partition: dict[Key, set[Key]] = {}  # planned or started, by partition
         self._tie = itertools.count()
         self._closed = False
@@ -60,16 +75,42 @@ class RequestsAhead:
         #: Requests answered from here, by the first part of their key (the stream).
         self.served: collections.Counter[t.Hashable] = collections.Counter()
 
-    def plan(self, key: Key, fetch: Callable[[], Page], order: tuple[int, ...]) -> None:
-        """Queue ``fetch`` under ``key``; it starts when it is next in ``order`` and a slot is free."""
+    def plan(
+        self,
+        key: Key,
+        fetch: Callable[[], Page],
+        order: tuple[float, ...],
+        then: Callable[[Page], None] | None = None,
+    ) -> None:
+        """Queue ``fetch`` under ``key``; it starts when it is next in ``order`` and a slot is free.
+
+        ``then`` gets the answer when it is in (on a worker thread), to plan what follows
+        from it. Planning a key again with a ``then`` (a ``spare`` guess found needed)
+        moves it to ``order`` if it has not started, or follows its answer if it has.
+        """
         with self._lock:
-            if self._closed or key in self._planned or key in self._started:
+            if self._closed or key[:2] in self._ended:  # ended: its read is over
                 return
-            if key[:2] in self._ended:  # a fetch that finished after its partition's read
-                return
-            self._planned[key] = fetch
-            self._of_partition.setdefault(key[:2], set()).add(key)
-            heapq.heappush(self._queue, (order, next(self._tie), key))
+            already = self._started.get(key)
+            if already is None and (key not in self._planned or then is not None):
+                self._planned[key] = fetch
+                if then is not None:
+                    self._then[key] = then
+                self._of_partition.setdefault(key[:2], set()).add(key)
+                heapq.heappush(self._queue, (order, next(self._tie), key))
+        if already is not None and then is not None:
+            _follow(already, then)  # outside the lock: a done future calls back at once
+        self._top_up()
+
+    def holds(self, key: Key) -> bool:
+        """Whether ``key`` was sent (or answered) and waits for its reader to take it."""
+        with self._lock:
+            return key in self._started
+
+    def forget(self, key: Key) -> None:
+        """Drop a guess that turned out not to be needed (sent already: wasted, not used)."""
+        with self._lock:
+            self._drop(key)
         self._top_up()
 
     def take(self, key: Key) -> concurrent.futures.Future[Page] | None:
@@ -77,6 +118,7 @@ class RequestsAhead:
         with self._lock:
             future = self._started.pop(key, None)
             self._planned.pop(key, None)
+            self._then.pop(key, None)
             self._of_partition.get(key[:2], set()).discard(key)
             if future is not None:
                 self.served[key[0]] += 1
@@ -99,18 +141,25 @@ class RequestsAhead:
         with self._lock:
             self._ended.add(partition)
             self._lent = 0  # the loan was the ended reader's
-            for key in self._of_partition.pop(partition, set()):
-                self._planned.pop(key, None)
-                future = self._started.pop(key, None)
-                if future is not None:
-                    future.cancel()
+            for key in list(self._of_partition.get(partition, ())):
+                self._drop(key)
+            self._of_partition.pop(partition, None)
         self._top_up()
+
+    def _drop(self, key: Key) -> None:
+        self._planned.pop(key, None)
+        self._then.pop(key, None)
+        self._of_partition.get(key[:2], set()).discard(key)
+        future = self._started.pop(key, None)
+        if future is not None:
+            future.cancel()
 
     def close(self) -> None:
         """Cancel whatever has not run; do not wait for requests under way."""
         with self._lock:
             self._closed = True
             self._planned.clear()
+            self._then.clear()
             self._queue.clear()
             for future in self._started.values():
                 future.cancel()
@@ -118,6 +167,7 @@ class RequestsAhead:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _top_up(self) -> None:
+        follow: list[tuple[concurrent.futures.Future[Page], Callable[[Page], None]]] = []
         with self._lock:
             while (
                 not self._closed
@@ -126,5 +176,19 @@ class RequestsAhead:
             ):
                 _, _, key = heapq.heappop(self._queue)
                 fetch = self._planned.pop(key, None)
-                if fetch is not None:  # else taken or discarded since it was planned
-                    self._started[key] = self._pool.submit(fetch)
+                if fetch is not None:  # else taken, discarded or moved since it was planned
+                    future = self._started[key] = self._pool.submit(fetch)
+                    if (then := self._then.pop(key, None)) is not None:
+                        follow.append((future, then))
+        for future, then in follow:
+            _follow(future, then)
+
+
+def _follow(future: concurrent.futures.Future[Page], then: Callable[[Page], None]) -> None:
+    """Call ``then`` with the answer once it is in; a failed or cancelled fetch leads nowhere."""
+
+    def call(done: concurrent.futures.Future[Page]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            then(done.result())
+
+    future.add_done_callback(call)

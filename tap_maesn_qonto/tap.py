@@ -153,6 +153,7 @@ class TapMaesnQonto(Tap):
             for order, (stream, context) in enumerate(partitions):
                 stream.plan_first_request(context, order)
             super().sync_all()
+            self._flush_output()  # the SDK skips a final STATE equal to the last one
         except BaseException:
             self._write_resumable_state()
             raise
@@ -173,6 +174,12 @@ class TapMaesnQonto(Tap):
             for context in stream.partitions:
                 stream.restore_resumable_state(context)
         self.state_writer.write_state(self.state)
+        self._flush_output()
+
+    def _flush_output(self) -> None:
+        """Every message written so far out to the target, whole (output.py)."""
+        if isinstance(self.message_writer, BufferedSingerWriter):
+            self.message_writer.flush()
 
     def _verdict(self) -> None:
         streams = self._maesn_streams()

@@ -29,8 +29,9 @@ def test_benchmark_produces_one_sane_row_per_run() -> None:
         assert row.cpu_s > 0
         assert row.peak_rss_mb > 1
         # Per stream the tap also sends one small probe (newest createdDate, for its drift
-        # check) and asks once for each empty stream; the baseline only reads invoices.
-        assert pages <= row.requests <= pages + 6
+        # check, or guessed on a first run: prefetch.py) and asks once for each empty
+        # stream; the baseline only reads invoices.
+        assert pages <= row.requests <= pages + 3 + 6
         assert row.limit_s > 0
         assert row.records_per_s > 0
     baseline = rows[0]

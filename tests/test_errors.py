@@ -118,7 +118,8 @@ def test_a_200_that_is_not_the_json_envelope_is_a_clear_error(
     tmp_path: Path, kind: str, phrase: str
 ) -> None:
     with Emulator(counts=_counts(5)) as emulator:
-        emulator.fail_next(kind, count=1, resource="invoices")
+        # Two: a first run may also guess the list's probe beside its first page (prefetch).
+        emulator.fail_next(kind, count=2, resource="invoices")
         result = run_cli(config=tap_config(emulator), tmp_path=tmp_path)
     assert result.returncode == 1
     _assert_one_clear_error(result.stderr, phrase, "/accounting/invoices")

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 
 from tap_maesn_qonto.emulator import Emulator
-from tap_maesn_qonto.prefetch import RequestsAhead
+from tap_maesn_qonto.envelope import Page
+from tap_maesn_qonto.pager import pages_in_order
+from tap_maesn_qonto.pages import PageRequest
+from tap_maesn_qonto.prefetch import RequestsAhead, spare
 from tests.helpers import STREAM_RESOURCES, CollectingWriter, TapMaesnQonto, tap_config
 
 
@@ -152,3 +156,114 @@ def test_nothing_is_planned_for_a_partition_whose_read_has_ended() -> None:
     assert ahead.take(("bills", "a", 1)) is None
     ahead.close()
     assert ran == ["b0"]
+
+
+def test_a_guess_runs_only_in_a_slot_nothing_planned_would_use() -> None:
+    ahead = RequestsAhead(max_workers=1, lookahead=1)
+    ran: list[str] = []
+    gate = threading.Event()
+    ahead.plan(("s", "a", "first"), _recording(ran, "first", gate), (0, 0))
+    ahead.plan(("s", "a", "guess"), _recording(ran, "guess"), spare((0, 1)))
+    ahead.plan(("s", "b", "first"), _recording(ran, "b first"), (1, 0))
+    gate.set()
+    for key in (("s", "a", "first"), ("s", "b", "first"), ("s", "a", "guess")):
+        future = ahead.take(key)
+        assert future is not None, key
+        future.result(5)
+    assert ran == ["first", "b first", "guess"]  # after the next partition's first request
+    ahead.close()
+
+
+def test_a_guess_found_needed_moves_up_and_leads_on_and_one_found_not_needed_is_dropped() -> None:
+    ahead = RequestsAhead(max_workers=1, lookahead=1)
+    ran: list[str] = []
+    gate = threading.Event()
+    followed: list[str] = []
+    ahead.plan(("s", "a", "busy"), _recording(ran, "busy", gate), (0, 0))
+    ahead.plan(("s", "a", "probe"), _recording(ran, "probe"), spare((0, 1)))
+    ahead.plan(("s", "a", "unneeded"), _recording(ran, "unneeded"), spare((0, 2)))
+    ahead.plan(("s", "b", "first"), _recording(ran, "b first"), (1, 0))
+    # The answer it waited for says: the probe is needed now, with what follows from it.
+    ahead.plan(("s", "a", "probe"), _recording(ran, "probe"), (0, 1), then=followed.append)
+    ahead.forget(("s", "a", "unneeded"))
+    gate.set()
+    for key in (("s", "a", "busy"), ("s", "a", "probe"), ("s", "b", "first")):
+        future = ahead.take(key)
+        assert future is not None, key
+        future.result(5)
+    assert ran == ["busy", "probe", "b first"]
+    assert followed == ["probe"]
+    assert ahead.take(("s", "a", "unneeded")) is None
+    ahead.close()
+    assert "unneeded" not in ran
+
+
+def test_a_needed_guess_already_answered_still_leads_on() -> None:
+    ahead = RequestsAhead(max_workers=1, lookahead=2)
+    ran: list[str] = []
+    followed: list[str] = []
+    ahead.plan(("s", "a", "probe"), _recording(ran, "probe"), spare((0, 1)))
+    deadline = time.monotonic() + 5
+    while ran != ["probe"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    ahead.plan(("s", "a", "probe"), _recording(ran, "probe"), (0, 1), then=followed.append)
+    assert followed == ["probe"]  # answered already: followed at once, not sent again
+    assert ran == ["probe"]
+    ahead.close()
+
+
+def test_a_first_run_guesses_each_probe_and_wastes_no_request_on_a_long_window() -> None:
+    # A first run with an early start_date: each stream's window is long, so the whole
+    # list is read, and its probe, guessed beside the window's first page, was needed.
+    records, page_size, concurrency = 250, 20, 4
+    counts = dict.fromkeys(STREAM_RESOURCES.values(), records)
+    with Emulator(counts=counts) as emulator:
+        config = tap_config(emulator, page_size=page_size, max_concurrency=concurrency)
+        writer = CollectingWriter()
+        tap = TapMaesnQonto(config=config, message_writer=writer)
+        tap.sync_all()
+        stats = emulator.stats()
+        truth = {s: sorted(emulator.truth(r)) for s, r in STREAM_RESOURCES.items()}
+    for stream, ids in truth.items():
+        emitted = [
+            m["record"]["id"]
+            for m in writer.messages
+            if m["type"] == "RECORD" and m["stream"] == stream
+        ]
+        assert sorted(emitted) == ids, stream
+    # Each stream: the window's first page, the probe, every page of the whole list.
+    pages = math.ceil(records / page_size)
+    assert stats["list_requests"] == dict.fromkeys(counts, 1 + 1 + pages)
+    assert stats["most_in_flight"] <= concurrency
+
+
+def test_a_read_keeps_its_own_requests_going_while_it_works_through_pages_fetched_ahead() -> None:
+    # Pages 1-5 were fetched before the read's turn; the read must not wait until it has
+    # worked through them to send 6, 7 and 8 (its window of 3): the network would idle.
+    gate = threading.Event()
+    sent: list[int] = []
+
+    def fetch(request: PageRequest) -> Page:
+        if request.page > 5:
+            sent.append(request.page)
+            assert gate.wait(5)
+        return Page(request.page, [{"id": request.page}], 10, 10, 1, ())
+
+    pages = pages_in_order(
+        fetch,
+        None,
+        PageRequest(page=1, limit=1),
+        max_concurrency=2,
+        thread_name="test-page",
+        expected_pages=10,
+        fetched_ahead=lambda request: request.page <= 5,
+    )
+    first = next(pages)
+    deadline = time.monotonic() + 5
+    while len(sent) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert first.number == 1
+    assert sorted(sent) == [6, 7, 8]  # all three out before page 2 was even asked for
+    gate.set()
+    assert [page.number for page in pages] == list(range(2, 11))
+    assert sorted(sent) == list(range(6, 11))  # and each page once

@@ -495,6 +495,44 @@ def test_a_signal_stops_the_tap_at_once_with_its_exit_code_and_a_resumable_state
     assert set(first.ids("invoices")) | set(second.ids("invoices")) == truth
 
 
+def test_a_signal_while_the_target_lags_leaves_only_whole_messages(tmp_path: Path) -> None:
+    """A signal that lands while stdout is full (a slow target) never cuts a message.
+
+    The tap is then inside a write to the full pipe: the write stops part-way through a
+    line, and the rest of what it held must still reach the target, whole, before the
+    resumable STATE and the exit. Found by the reliability report's SIGTERM scenario.
+    """
+    with Emulator(counts=_invoices(3000)) as emulator:
+        config = _whole_list(tap_config(emulator, page_size=100, max_concurrency=4))
+        config_path = tmp_path / "config.json"
+        config_path.write_text(json.dumps(config))
+        with (
+            (tmp_path / "stderr.log").open("wb") as stderr,
+            subprocess.Popen(
+                [sys.executable, "-m", "tap_maesn_qonto", "--config", str(config_path)],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+            ) as process,
+        ):
+            time.sleep(3)  # nobody reads: the pipe (64 KiB) and the tap's buffer are full
+            assert process.poll() is None, (tmp_path / "stderr.log").read_text()
+            process.send_signal(signal.SIGTERM)
+            assert process.stdout is not None
+            stdout = process.stdout.read()
+            code = process.wait(timeout=30)
+        assert code == 143, (tmp_path / "stderr.log").read_text()
+        assert stdout.endswith(b"\n"), stdout[-200:]
+        first = parse_messages(stdout.decode())  # fails on any torn line
+        assert first.states, "no STATE was emitted"
+        state_path = tmp_path / "state.json"
+        state_path.write_text(json.dumps(first.final_state))
+        resumed = run_cli("--state", str(state_path), config=config, tmp_path=tmp_path)
+        truth = set(emulator.truth("invoices"))
+    assert resumed.returncode == 0, resumed.stderr
+    second = parse_messages(resumed.stdout)
+    assert set(first.ids("invoices")) | set(second.ids("invoices")) == truth
+
+
 # --- item 13: nothing listening --------------------------------------------------------------
 
 
@@ -558,7 +596,8 @@ def test_the_connection_pool_holds_every_concurrent_request(
 def test_the_give_up_message_counts_the_attempts_really_made(tmp_path: Path) -> None:
     # issue 9, item 16
     with Emulator(counts=_counts(10), fail_always="503") as emulator:
-        config = tap_config(emulator, max_retries=50, max_retry_seconds=3)
+        # One at a time: no guessed probe of the whole list beside each page 1.
+        config = tap_config(emulator, max_retries=50, max_retry_seconds=3, max_concurrency=1)
         result = run_cli(config=config, tmp_path=tmp_path)
         requests = emulator.stats()["list_requests"]
     assert result.returncode == 1, result.stderr

@@ -31,6 +31,31 @@ def _recording(ran: list[str], name: str, gate: threading.Event | None = None):
     return fetch
 
 
+def _sync_three_streams(
+    records: int, page_size: int, concurrency: int, *, start_date: bool
+) -> tuple[TapMaesnQonto, dict, int]:
+    """One in-process run over three streams of ``records``; every record arrived once.
+
+    Returns the tap, the emulator's request statistics and the pages of each list.
+    """
+    counts = dict.fromkeys(STREAM_RESOURCES.values(), records)
+    with Emulator(counts=counts) as emulator:
+        config = tap_config(emulator, page_size=page_size, max_concurrency=concurrency)
+        if not start_date:
+            config.pop("start_date")
+        writer = CollectingWriter()
+        tap = TapMaesnQonto(config=config, message_writer=writer)
+        tap.sync_all()
+        stats = emulator.stats()
+        truth = {s: sorted(emulator.truth(r)) for s, r in STREAM_RESOURCES.items()}
+    messages = [m for m in writer.messages if m["type"] == "RECORD"]
+    for stream, ids in truth.items():
+        emitted = [m["record"]["id"] for m in messages if m["stream"] == stream]
+        assert sorted(emitted) == ids, stream
+    assert stats["most_in_flight"] <= concurrency
+    return tap, stats, math.ceil(records / page_size)
+
+
 def test_planned_requests_run_in_sync_order_whatever_order_they_were_planned_in() -> None:
     ahead = RequestsAhead(max_workers=1, lookahead=1)
     ran: list[str] = []
@@ -98,26 +123,11 @@ def test_discarding_a_partition_frees_the_lookahead_for_the_next() -> None:
 def test_streams_overlap_without_an_extra_request_or_a_changed_record() -> None:
     # Three streams of 13 pages each, read whole (first run, no start_date): each stream's
     # probe and opening pages are fetched while the stream before it is emitted.
-    records, page_size, concurrency = 250, 20, 4
-    counts = dict.fromkeys(STREAM_RESOURCES.values(), records)
-    with Emulator(counts=counts) as emulator:
-        config = tap_config(emulator, page_size=page_size, max_concurrency=concurrency)
-        config.pop("start_date")
-        writer = CollectingWriter()
-        tap = TapMaesnQonto(config=config, message_writer=writer)
-        tap.sync_all()
-        stats = emulator.stats()
-        truth = {s: sorted(emulator.truth(r)) for s, r in STREAM_RESOURCES.items()}
-    messages = [m for m in writer.messages if m["type"] == "RECORD"]
-    for stream, ids in truth.items():
-        emitted = [m["record"]["id"] for m in messages if m["stream"] == stream]
-        assert sorted(emitted) == ids, stream
+    tap, stats, pages = _sync_three_streams(250, 20, 4, start_date=False)
     # Every page once, plus one probe: nothing fetched ahead was wasted or sent twice.
-    pages = math.ceil(records / page_size)
-    assert stats["list_requests"] == dict.fromkeys(counts, pages + 1)
-    assert stats["most_in_flight"] <= concurrency
+    assert stats["list_requests"] == dict.fromkeys(STREAM_RESOURCES.values(), pages + 1)
     served = tap.run.ahead.served
-    sync_order = [s.name for s in tap.streams.values() if s.name in truth]
+    sync_order = [s.name for s in tap.streams.values() if s.name in STREAM_RESOURCES]
     for stream in sync_order[1:]:
         # The probe and at least one opening page were there before the stream's turn.
         assert served[stream] >= 2, (stream, dict(served))
@@ -215,26 +225,9 @@ def test_a_needed_guess_already_answered_still_leads_on() -> None:
 def test_a_first_run_guesses_each_probe_and_wastes_no_request_on_a_long_window() -> None:
     # A first run with an early start_date: each stream's window is long, so the whole
     # list is read, and its probe, guessed beside the window's first page, was needed.
-    records, page_size, concurrency = 250, 20, 4
-    counts = dict.fromkeys(STREAM_RESOURCES.values(), records)
-    with Emulator(counts=counts) as emulator:
-        config = tap_config(emulator, page_size=page_size, max_concurrency=concurrency)
-        writer = CollectingWriter()
-        tap = TapMaesnQonto(config=config, message_writer=writer)
-        tap.sync_all()
-        stats = emulator.stats()
-        truth = {s: sorted(emulator.truth(r)) for s, r in STREAM_RESOURCES.items()}
-    for stream, ids in truth.items():
-        emitted = [
-            m["record"]["id"]
-            for m in writer.messages
-            if m["type"] == "RECORD" and m["stream"] == stream
-        ]
-        assert sorted(emitted) == ids, stream
+    _, stats, pages = _sync_three_streams(250, 20, 4, start_date=True)
     # Each stream: the window's first page, the probe, every page of the whole list.
-    pages = math.ceil(records / page_size)
-    assert stats["list_requests"] == dict.fromkeys(counts, 1 + 1 + pages)
-    assert stats["most_in_flight"] <= concurrency
+    assert stats["list_requests"] == dict.fromkeys(STREAM_RESOURCES.values(), 1 + 1 + pages)
 
 
 def test_a_read_keeps_its_own_requests_going_while_it_works_through_pages_fetched_ahead() -> None:

@@ -465,6 +465,20 @@ def _run_until_signalled(
     return code, seconds, "".join(lines), "".join(stderr)
 
 
+def _assert_resuming_reads_the_rest(
+    first: SyncResult, config: dict[str, t.Any], tmp_path: Path, emulator: Emulator
+) -> None:
+    """A run resumed from ``first``'s last STATE reads every invoice ``first`` did not."""
+    assert first.states, "no STATE was emitted"
+    state_path = tmp_path / "state.json"
+    state_path.write_text(json.dumps(first.final_state))
+    resumed = run_cli("--state", str(state_path), config=config, tmp_path=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    second = parse_messages(resumed.stdout)
+    truth = set(emulator.truth("invoices"))
+    assert set(first.ids("invoices")) | set(second.ids("invoices")) == truth
+
+
 @pytest.mark.parametrize(
     ("signum", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["TERM", "INT"]
 )
@@ -485,14 +499,7 @@ def test_a_signal_stops_the_tap_at_once_with_its_exit_code_and_a_resumable_state
         assert seconds < 10, f"{seconds:.1f} s from {signum.name} to exit"
         _assert_one_clear_error(stderr, signum.name)
         _assert_no_key_leaked(stdout, stderr)
-        assert first.states, "no STATE was emitted"
-        state_path = tmp_path / "state.json"
-        state_path.write_text(json.dumps(first.final_state))
-        resumed = run_cli("--state", str(state_path), config=config, tmp_path=tmp_path)
-        truth = set(emulator.truth("invoices"))
-    assert resumed.returncode == 0, resumed.stderr
-    second = parse_messages(resumed.stdout)
-    assert set(first.ids("invoices")) | set(second.ids("invoices")) == truth
+        _assert_resuming_reads_the_rest(first, config, tmp_path, emulator)
 
 
 def test_a_signal_while_the_target_lags_leaves_only_whole_messages(tmp_path: Path) -> None:
@@ -523,14 +530,7 @@ def test_a_signal_while_the_target_lags_leaves_only_whole_messages(tmp_path: Pat
         assert code == 143, (tmp_path / "stderr.log").read_text()
         assert stdout.endswith(b"\n"), stdout[-200:]
         first = parse_messages(stdout.decode())  # fails on any torn line
-        assert first.states, "no STATE was emitted"
-        state_path = tmp_path / "state.json"
-        state_path.write_text(json.dumps(first.final_state))
-        resumed = run_cli("--state", str(state_path), config=config, tmp_path=tmp_path)
-        truth = set(emulator.truth("invoices"))
-    assert resumed.returncode == 0, resumed.stderr
-    second = parse_messages(resumed.stdout)
-    assert set(first.ids("invoices")) | set(second.ids("invoices")) == truth
+        _assert_resuming_reads_the_rest(first, config, tmp_path, emulator)
 
 
 # --- item 13: nothing listening --------------------------------------------------------------

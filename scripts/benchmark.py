@@ -4,6 +4,7 @@
     uv run python scripts/benchmark.py --quick    # 2 000 and 5 000 records at 0 and 20 ms
     uv run python scripts/benchmark.py --profile  # cProfile of one in-process sync (30 000 records)
     uv run python scripts/benchmark.py --peer     # beside tap-rest-api-msdk (scripts/peer_benchmark.py)
+    uv run python scripts/benchmark.py --timeline # the --peer data, tap in process: requests in flight
 
 Every run is the tap as a user runs it, ``python -m tap_maesn_qonto --config cfg.json``, in its
 own process, so its CPU time and peak RSS come from ``os.wait4`` and nothing else is counted. The
@@ -771,6 +772,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="beside tap-rest-api-msdk (installed into .bench/peer-venv on first use), records "
         "split over the three streams (default: 28 000 records at 0 and 100 ms)",
     )
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="the --peer data, tap only, in process at 100 ms: wall without the interpreter's "
+        "start, and requests in flight per 50 ms",
+    )
     # Internal: the bare client whose wall time is the 0 ms limit (run as its own process).
     parser.add_argument(
         "--baseline-client", nargs=2, metavar=("URL", "PAGES"), help=argparse.SUPPRESS
@@ -787,6 +794,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         import peer_benchmark  # noqa: PLC0415  (scripts/ is on sys.path: this script's folder)
 
         return peer_benchmark.main(args.records, args.latencies)
+    if args.timeline:
+        import peer_benchmark  # noqa: PLC0415
+
+        records = args.records or peer_benchmark.DEFAULT_RECORDS
+        return peer_benchmark.timeline_main(records[0], (args.latencies or [100.0])[0])
     if args.reconcile:
         return reconcile_main(args.records or [20_000], args.latencies or [100.0])
     sizes, latencies = (

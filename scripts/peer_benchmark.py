@@ -441,6 +441,59 @@ def run_peer_benchmark(sizes: Sequence[int], latencies_ms: Sequence[float]) -> l
     return pairs
 
 
+# --------------------------------------------------------------------------- timeline
+
+
+def timeline_main(records: int, latency_ms: float) -> int:
+    """``benchmark.py --timeline``: the tap alone, in process, every request's time on the wire.
+
+    In process, so its wall time has no interpreter start in it; the line of in-flight counts
+    (requests out at the middle of each 50 ms) shows where the network idled. Same data,
+    settings and limit as ``--peer``.
+    """
+    from tap_maesn_qonto.tap import TapMaesnQonto, tune_interpreter  # noqa: PLC0415
+
+    tune_interpreter()  # as the command line does
+
+    counts = split_counts(records)
+    sent: list[tuple[float, float]] = []
+    lock = threading.Lock()
+    with tempfile.TemporaryDirectory(prefix="tap-timeline-") as tmp:
+        workdir = Path(tmp)
+        with bench.EmulatorProcess(records, workdir, counts) as emulator:
+            warm_up(emulator)
+            emulator.set_latency(latency_ms)
+            config = bench.tap_config(emulator.url, bench.DEFAULT_CONCURRENCY)
+            tap = TapMaesnQonto(config=config)
+            session = tap.run.session
+            send = session.send
+
+            def timed_send(*args: Any, **kwargs: Any) -> requests.Response:
+                started = time.monotonic()
+                try:
+                    return send(*args, **kwargs)
+                finally:
+                    with lock:
+                        sent.append((started, time.monotonic()))
+
+            session.send = timed_send  # type: ignore[method-assign]
+            with bench.stdout_to_devnull_and_stderr_to(workdir / "tap.log"):
+                started = time.monotonic()
+                tap.sync_all()
+                wall = time.monotonic() - started
+    limit = whole_run_limit_s(counts, latency_ms)
+    moments = [started + (index + 0.5) * 0.05 for index in range(math.ceil(wall / 0.05))]
+    busy = [sum(begin <= moment < end for begin, end in sent) for moment in moments]
+    print(
+        f"{records} records over three streams at {latency_ms:g} ms, in process: wall "
+        f"{wall:.2f} s, limit {limit:.2f} s ({wall / limit:.3f}x), {len(sent)} requests for "
+        f"{total_pages(counts)} pages; max_concurrency {bench.DEFAULT_CONCURRENCY}."
+    )
+    print("Requests in flight at the middle of each 50 ms:")
+    print(" ".join(str(count) for count in busy))
+    return 0
+
+
 def main(sizes: Sequence[int] | None = None, latencies_ms: Sequence[float] | None = None) -> int:
     """``benchmark.py --peer``; 1 when a run was incomplete (the report says which)."""
     sizes = sizes or DEFAULT_RECORDS

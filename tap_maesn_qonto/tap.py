@@ -369,18 +369,22 @@ def _check_json_files(argv: list[str]) -> list[str]:
     return result
 
 
-def main() -> None:
-    """Console entry point: expected failures end in one readable line and their exit code."""
+def tune_interpreter() -> None:
+    """Collector and thread switching set for this process's work (the CLI's first step)."""
     # Records are short-lived, acyclic dicts: the default collector thresholds make the
     # cyclic GC rescan them hundreds of times a second. Fewer, larger collections, and
     # the import-time objects frozen out of them (measured: ~5 % less wall time at 100 000 records).
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
     # A page thread woken by its answer waits for the GIL while the main thread emits
-    # records, up to the switch interval (5 ms by default) at every wake-up; that delay
-    # lengthens every round of requests. At 1 ms, 28 000 records at 100 ms took 4.08-4.12 s
-    # in process against 4.18-4.26 s (four runs each); at 0 ms it is within noise.
+    # records, up to the switch interval (5 ms by default) at every wake-up: a delay added
+    # to every round of requests (README, "Benchmark").
     sys.setswitchinterval(0.001)
+
+
+def main() -> None:
+    """Console entry point: expected failures end in one readable line and their exit code."""
+    tune_interpreter()
     try:
         sys.argv[1:] = _check_json_files(sys.argv[1:])
         TapMaesnQonto.cli()

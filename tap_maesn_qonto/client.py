@@ -535,15 +535,19 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         ``order`` is the partition's place in the sync. A first run whose window is long
         asks for the whole list's probe next (``_whole_list_is_faster``), and a whole-list
         read for its opening pages: each is planned as soon as the answer it follows from
-        is in, so it is usually there before the partition's turn. On a first run the
-        probe is also guessed at once, into a slot nothing else would use: a round sooner
-        when the window is long, no time lost (and one small request) when it is not.
+        is in, so it is usually there before the partition's turn. On a first run of the
+        first round's partitions the probe is also guessed at once, into a slot nothing
+        else would use: a round sooner when the window is long, no time lost (and one
+        small request) when it is not.
         """
         self._start_sync()  # a reconcile reads the whole list: its first request differs
         previous, start = self._partition_start(context)
         label = self.account(context).label
         probe_key = self._key(context, FullRead.probe_request())
-        guessed = start is not None and previous is None and self._may_probe()
+        # Only a partition whose first request goes out in the first round: later ones
+        # (many accounts) would find no idle slot to guess in.
+        workers = int(self.config["max_concurrency"])
+        guessed = start is not None and previous is None and self._may_probe() and order < workers
         if start is not None:
             request = WindowRead.first_request(start, int(self.config["page_size"]))
         else:

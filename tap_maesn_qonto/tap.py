@@ -370,16 +370,12 @@ def _check_json_files(argv: list[str]) -> list[str]:
 
 
 def tune_interpreter() -> None:
-    """Collector and thread switching set for this process's work (the CLI's first step)."""
+    """The collector set for this process's work (the CLI's first step)."""
     # Records are short-lived, acyclic dicts: the default collector thresholds make the
     # cyclic GC rescan them hundreds of times a second. Fewer, larger collections, and
     # the import-time objects frozen out of them (measured: ~5 % less wall time at 100 000 records).
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-    # A page thread woken by its answer waits for the GIL while the main thread emits
-    # records, up to the switch interval (5 ms by default) at every wake-up: a delay added
-    # to every round of requests (README, "Benchmark").
-    sys.setswitchinterval(0.001)
 
 
 def main() -> None:

@@ -67,6 +67,7 @@ class RequestsAhead:
         self._planned: dict[Key, Callable[[], Page]] = {}
         self._started: dict[Key, concurrent.futures.Future[Page]] = {}
         self._then: dict[Key, Callable[[Page], None]] = {}  # what a planned answer leads to
+        self._answers: dict[Key, Page] = {}  # started and answered, not yet taken
         self._of_partition: dict[Key, set[Key]] = {}  # planned or started, by partition
         self._tie = itertools.count()
         self._closed = False
@@ -88,18 +89,22 @@ class RequestsAhead:
         from it. Planning a key again with a ``then`` (a ``spare`` guess found needed)
         moves it to ``order`` if it has not started, or follows its answer if it has.
         """
+        answered = None
         with self._lock:
             if self._closed or key[:2] in self._ended:  # ended: its read is over
                 return
-            already = self._started.get(key)
-            if already is None and (key not in self._planned or then is not None):
+            if key in self._started:
+                answered = self._answers.get(key)
+                if answered is None and then is not None:
+                    self._then[key] = then  # called by the worker, before the answer is out
+            elif key not in self._planned or then is not None:
                 self._planned[key] = fetch
                 if then is not None:
                     self._then[key] = then
                 self._of_partition.setdefault(key[:2], set()).add(key)
                 heapq.heappush(self._queue, (order, next(self._tie), key))
-        if already is not None and then is not None:
-            _follow(already, then)  # outside the lock: a done future calls back at once
+        if answered is not None and then is not None:
+            then(answered)  # outside the lock: it plans more
         self._top_up()
 
     def holds(self, key: Key) -> bool:
@@ -118,10 +123,12 @@ class RequestsAhead:
         with self._lock:
             future = self._started.pop(key, None)
             self._planned.pop(key, None)
-            self._then.pop(key, None)
+            self._answers.pop(key, None)
             self._of_partition.get(key[:2], set()).discard(key)
             if future is not None:
-                self.served[key[0]] += 1
+                self.served[key[0]] += 1  # its worker still calls its ``then``
+            else:
+                self._then.pop(key, None)  # not sent: the reader sends it, nothing follows
         self._top_up()
         return future
 
@@ -149,6 +156,7 @@ class RequestsAhead:
     def _drop(self, key: Key) -> None:
         self._planned.pop(key, None)
         self._then.pop(key, None)
+        self._answers.pop(key, None)
         self._of_partition.get(key[:2], set()).discard(key)
         future = self._started.pop(key, None)
         if future is not None:
@@ -160,6 +168,7 @@ class RequestsAhead:
             self._closed = True
             self._planned.clear()
             self._then.clear()
+            self._answers.clear()
             self._queue.clear()
             for future in self._started.values():
                 future.cancel()
@@ -167,7 +176,6 @@ class RequestsAhead:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _top_up(self) -> None:
-        follow: list[tuple[concurrent.futures.Future[Page], Callable[[Page], None]]] = []
         with self._lock:
             while (
                 not self._closed
@@ -177,18 +185,19 @@ class RequestsAhead:
                 _, _, key = heapq.heappop(self._queue)
                 fetch = self._planned.pop(key, None)
                 if fetch is not None:  # else taken, discarded or moved since it was planned
-                    future = self._started[key] = self._pool.submit(fetch)
-                    if (then := self._then.pop(key, None)) is not None:
-                        follow.append((future, then))
-        for future, then in follow:
-            _follow(future, then)
+                    self._started[key] = self._pool.submit(self._run, key, fetch)
 
+    def _run(self, key: Key, fetch: Callable[[], Page]) -> Page:
+        """Fetch, then plan what follows from the answer before any reader can have it.
 
-def _follow(future: concurrent.futures.Future[Page], then: Callable[[Page], None]) -> None:
-    """Call ``then`` with the answer once it is in; a failed or cancelled fetch leads nowhere."""
-
-    def call(done: concurrent.futures.Future[Page]) -> None:
-        if not done.cancelled() and done.exception() is None:
-            then(done.result())
-
-    future.add_done_callback(call)
+        A reader that got the answer first would send those next requests itself, and
+        the plans made after it would send them a second time.
+        """
+        page = fetch()
+        with self._lock:
+            then = self._then.pop(key, None)
+            if key in self._started:
+                self._answers[key] = page  # for a ``then`` planned from now on
+        if then is not None:
+            then(page)
+        return page

@@ -82,13 +82,18 @@ def test_no_more_than_the_lookahead_is_started_and_not_yet_taken() -> None:
     first = ahead.take(("s", 0))
     assert first is not None
     assert first.result(5) == "page 0"
-    # 0 and 1 started; taking 0 let 2 start; 3 and 4 wait for their turn.
+    # 0 and 1 started; taking 0 let 2 start, taking 1 lets 3 start; 4 waits for its turn.
     second = ahead.take(("s", 1))
     assert second is not None
     second.result(5)
+    deadline = time.monotonic() + 5
+    while len(ran) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sorted(ran) == ["page 0", "page 1", "page 2", "page 3"]
+    time.sleep(0.1)
+    assert "page 4" not in ran  # two answers held, none taken: the lookahead is full
     assert ahead.take(("s", 2)) is not None
     ahead.close()
-    assert "page 4" not in ran
 
 
 def test_a_request_taken_before_it_started_is_left_to_its_reader_and_never_sent() -> None:
@@ -217,7 +222,10 @@ def test_a_needed_guess_already_answered_still_leads_on() -> None:
     while ran != ["probe"] and time.monotonic() < deadline:
         time.sleep(0.01)
     ahead.plan(("s", "a", "probe"), _recording(ran, "probe"), (0, 1), then=followed.append)
-    assert followed == ["probe"]  # answered already: followed at once, not sent again
+    future = ahead.take(("s", "a", "probe"))
+    assert future is not None
+    future.result(5)
+    assert followed == ["probe"]  # followed by the time its answer is out, and not sent again
     assert ran == ["probe"]
     ahead.close()
 
@@ -260,3 +268,27 @@ def test_a_read_keeps_its_own_requests_going_while_it_works_through_pages_fetche
     gate.set()
     assert [page.number for page in pages] == list(range(2, 11))
     assert sorted(sent) == list(range(6, 11))  # and each page once
+
+
+def test_what_follows_from_an_answer_is_planned_before_a_reader_has_the_answer() -> None:
+    # Else the reader would send the next requests itself, and the plans made a moment
+    # later would send them a second time.
+    ahead = RequestsAhead(max_workers=2, lookahead=2)
+    ran: list[str] = []
+
+    def plan_next(answer: object) -> None:
+        del answer
+        ahead.plan(("s", "a", "next"), _recording(ran, "next"), (0, 2))
+
+    ahead.plan(("s", "a", "first"), _recording(ran, "first"), (0, 0), then=plan_next)
+    for _ in range(20):
+        first = ahead.take(("s", "a", "first"))
+        if first is not None:
+            break
+        time.sleep(0.01)
+    assert first is not None
+    first.result(5)
+    following = ahead.take(("s", "a", "next"))
+    assert following is not None  # planned and started by the time "first" was answered
+    assert following.result(5) == "next"
+    ahead.close()

@@ -407,8 +407,10 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
     def _send_with_retries(self) -> Callable[[requests.PreparedRequest, PageRequest], Page]:
         return self.request_decorator(self._send)
 
-    def fetch_page(self, context: Context | None, request: PageRequest) -> Page:
-        """Request one page, with retries; runs on worker threads too."""
+    def fetch_page(
+        self, context: Context | None, request: PageRequest, *, retries: bool = True
+    ) -> Page:
+        """Request one page, with retries unless told not to; runs on worker threads too."""
         http_request = self.get_http_request(
             page=PageContext(stream_context=context, next_page_token=request)
         )
@@ -418,7 +420,8 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
             params=http_request.encode_params(),
             headers=http_request.headers,
         )
-        return self._fetch(prepared, request, f"GET {self.path} (page {request.page})", context)
+        where = f"GET {self.path} (page {request.page})"
+        return self._fetch(prepared, request, where, context, retries=retries)
 
     def fetch_detail(self, context: Context | None, record_id: str) -> dict | None:
         """One record's detail, with retries; None if it is gone (details.py)."""
@@ -444,11 +447,13 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         request: PageRequest,
         where: str,
         context: Context | None,
+        *,
+        retries: bool = True,
     ) -> Page:
         self._where.text = where
         self._where.label = (context or {}).get("account_label")
         started = time.monotonic()
-        send = self._send_with_retries
+        send = self._send_with_retries if retries else self._send
         try:
             try:
                 return send(prepared, request)
@@ -569,7 +574,9 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         if guessed:
             probe = FullRead.probe_request()
             self.run.ahead.plan(
-                probe_key, partial(self.fetch_page, context, probe), spare((order, 1))
+                probe_key,
+                partial(self.fetch_page, context, probe, retries=False),
+                spare((order, 1)),
             )
 
     def _plan_probe(self, context: Context | None, order: int, window_first: Page) -> None:
@@ -609,7 +616,9 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
 
         def fetch(request: PageRequest) -> Page:
             ahead = self.run.ahead.take(self._key(context, request))
-            page = ahead.result() if ahead is not None else self.fetch_page(context, request)
+            page = ahead.result() if ahead is not None else None
+            if page is None:  # not fetched ahead, or a guess that failed
+                page = self.fetch_page(context, request)
             # Descending queries are probes: their records are never emitted.
             return page if details is None or request.descending else details.complete(page)
 

@@ -47,9 +47,11 @@ Key = tuple[t.Hashable, ...]
 
 
 def spare(order: tuple[int, ...]) -> tuple[float, ...]:
-    """The place of a request that may not be needed: after everything planned in sync order.
+    """The place of a guess, a request that may not be needed: after everything in sync order.
 
     It is sent only into a slot nothing else would use, so a wrong guess costs no time.
+    A guess is tried once: if it fails, its answer is None and a reader that wants it
+    sends the request itself, with the usual retries.
     """
     return (math.inf, *order)
 
@@ -65,7 +67,7 @@ class RequestsAhead:
         self._lock = threading.Lock()
         self._queue: list[tuple[tuple[float, ...], int, Key]] = []  # heap by sync order
         self._planned: dict[Key, Callable[[], Page]] = {}
-        self._started: dict[Key, concurrent.futures.Future[Page]] = {}
+        self._started: dict[Key, concurrent.futures.Future[Page | None]] = {}
         self._then: dict[Key, Callable[[Page], None]] = {}  # what a planned answer leads to
         self._answers: dict[Key, Page] = {}  # started and answered, not yet taken
         self._of_partition: dict[Key, set[Key]] = {}  # planned or started, by partition
@@ -118,8 +120,11 @@ class RequestsAhead:
             self._drop(key)
         self._top_up()
 
-    def take(self, key: Key) -> concurrent.futures.Future[Page] | None:
-        """The started fetch of ``key`` (then forgotten), or None: the caller fetches it."""
+    def take(self, key: Key) -> concurrent.futures.Future[Page | None] | None:
+        """The started fetch of ``key`` (then forgotten), or None: the caller fetches it.
+
+        The fetch's answer is None for a guess that failed: the caller fetches it too.
+        """
         with self._lock:
             future = self._started.pop(key, None)
             self._planned.pop(key, None)
@@ -182,18 +187,26 @@ class RequestsAhead:
                 and self._queue
                 and len(self._started) < self.lookahead + self._lent
             ):
-                _, _, key = heapq.heappop(self._queue)
+                order, _, key = heapq.heappop(self._queue)
                 fetch = self._planned.pop(key, None)
                 if fetch is not None:  # else taken, discarded or moved since it was planned
-                    self._started[key] = self._pool.submit(self._run, key, fetch)
+                    guess = order[0] == math.inf
+                    self._started[key] = self._pool.submit(self._run, key, fetch, guess)
 
-    def _run(self, key: Key, fetch: Callable[[], Page]) -> Page:
+    def _run(self, key: Key, fetch: Callable[[], Page], guess: bool) -> Page | None:
         """Fetch, then plan what follows from the answer before any reader can have it.
 
         A reader that got the answer first would send those next requests itself, and
         the plans made after it would send them a second time.
         """
-        page = fetch()
+        try:
+            page = fetch()
+        except Exception:
+            if not guess:
+                raise
+            with self._lock:
+                self._then.pop(key, None)  # nothing follows from no answer
+            return None  # a failed guess: whoever wants it sends it again
         with self._lock:
             then = self._then.pop(key, None)
             if key in self._started:

@@ -118,7 +118,7 @@ def test_a_200_that_is_not_the_json_envelope_is_a_clear_error(
     tmp_path: Path, kind: str, phrase: str
 ) -> None:
     with Emulator(counts=_counts(5)) as emulator:
-        # Two: a first run may also guess the list's probe beside its first page (prefetch).
+        # Two: the first page and the probe guessed beside it go out together (prefetch.py).
         emulator.fail_next(kind, count=2, resource="invoices")
         result = run_cli(config=tap_config(emulator), tmp_path=tmp_path)
     assert result.returncode == 1
@@ -154,9 +154,11 @@ def test_an_endpoint_missing_for_the_target_system_is_skipped(tmp_path: Path) ->
 
 def test_429_and_5xx_are_retried_and_counted(tmp_path: Path) -> None:
     with Emulator(counts=_counts(30), retry_after=1) as emulator:
-        emulator.fail_next("429", count=2, resource="invoices")
-        emulator.fail_next("503", count=1, resource="bills")
-        emulator.fail_next("reset", count=1, resource="bookingProposals")
+        # One more each: a first run also guesses the list's probe beside its first page
+        # (prefetch.py); the guess is tried once, and whichever goes first meets a fault.
+        emulator.fail_next("429", count=3, resource="invoices")
+        emulator.fail_next("503", count=2, resource="bills")
+        emulator.fail_next("reset", count=2, resource="bookingProposals")
         result = run_cli(config=tap_config(emulator, page_size=10), tmp_path=tmp_path)
         truth = {s: set(emulator.truth(r)) for s, r in STREAM_RESOURCES.items()}
     assert result.returncode == 0, result.stderr
@@ -188,7 +190,8 @@ def test_a_fault_that_never_clears_gives_up_in_bounded_time(tmp_path: Path) -> N
 
 def test_timeouts_are_retried(tmp_path: Path) -> None:
     with Emulator(counts=_counts(10), slow_seconds=3.0) as emulator:
-        emulator.fail_next("slow", count=1, resource="invoices")
+        # Two: the first page and the probe guessed beside it go out together (prefetch.py).
+        emulator.fail_next("slow", count=2, resource="invoices")
         result = run_cli(config=tap_config(emulator, request_timeout=1), tmp_path=tmp_path)
         truth = set(emulator.truth("invoices"))
     assert result.returncode == 0, result.stderr

@@ -548,11 +548,16 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         self._start_sync()  # a reconcile reads the whole list: its first request differs
         previous, start = self._partition_start(context)
         label = self.account(context).label
-        probe_key = self._key(context, FullRead.probe_request())
+        probe = FullRead.probe_request()
+        probe_key = self._key(context, probe)
         # Only a partition whose first request goes out in the first round: later ones
         # (many accounts) would find no idle slot to guess in.
-        workers = int(self.config["max_concurrency"])
-        guessed = start is not None and previous is None and self._may_probe() and order < workers
+        guessed = (
+            start is not None
+            and previous is None
+            and self._may_probe()
+            and order < self.run.max_concurrency
+        )
         if start is not None:
             request = WindowRead.first_request(start, int(self.config["page_size"]))
         else:
@@ -572,7 +577,6 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
 
         self._plan(context, request, first, (order, 0))
         if guessed:
-            probe = FullRead.probe_request()
             self.run.ahead.plan(
                 probe_key,
                 partial(self.fetch_page, context, probe, retries=False),
@@ -592,7 +596,7 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         """The opening pages of the whole list's first pass, as ``FullRead`` will ask for them."""
         expected = pages_for(probe.total, int(self.config["page_size"]))
         # As many as the lookahead holds, plus what a reader at its last pages lends it.
-        ahead = self.run.ahead.lookahead + pages_in_flight(int(self.config["max_concurrency"]))
+        ahead = self.run.ahead.lookahead + pages_in_flight(self.run.max_concurrency)
         requests = opening_requests(self._whole_list(), expected, ahead)
         for step, request in enumerate(requests, start=2):
             self._plan(context, request, partial(self.fetch_page, context, request), (order, step))
@@ -653,7 +657,7 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         return Details(
             mode=mode,
             fetch_one=fetch_one,
-            max_concurrency=int(self.config["max_concurrency"]),
+            max_concurrency=self.run.max_concurrency,
             thread_name=f"{self.name}-detail",
             verdict=verdict,
         )
@@ -671,7 +675,7 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
             identify=self.identify,
             key_of=self._timestamp_of("updatedDate"),
             created_of=self._timestamp_of("createdDate"),
-            max_concurrency=int(self.config["max_concurrency"]),
+            max_concurrency=self.run.max_concurrency,
             thread_name=f"{self.name}-page",
             warn=self._warn,
             since_text=format_timestamp(since) if since else None,
@@ -943,19 +947,18 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
 
     def _worth_probing(self, window_first: Page) -> bool:
         """Whether the window is long enough that the whole list may be quicker."""
-        workers = int(self.config["max_concurrency"])
         pages = window_first.total_pages
-        return self._may_probe() and pages is not None and pages >= 2 * workers
+        return self._may_probe() and pages is not None and pages >= 2 * self.run.max_concurrency
 
     def _may_probe(self) -> bool:
         """Whether a whole list can be read faster than a window at all: concurrently."""
-        return int(self.config["max_concurrency"]) > 1
+        return self.run.max_concurrency > 1
 
     def _whole_list_wins(self, window_first: Page, probe: Page) -> bool:
         whole_pages = pages_for(probe.total, int(self.config["page_size"]))
         if whole_pages is None or window_first.total_pages is None:
             return False
-        rounds = math.ceil(whole_pages / int(self.config["max_concurrency"]))
+        rounds = math.ceil(whole_pages / self.run.max_concurrency)
         return rounds < window_first.total_pages
 
     def _set_bookmark(self, context: Context | None, value: str | None) -> None:

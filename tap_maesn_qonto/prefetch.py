@@ -127,13 +127,12 @@ class RequestsAhead:
         """
         with self._lock:
             future = self._started.pop(key, None)
-            self._planned.pop(key, None)
-            self._answers.pop(key, None)
-            self._of_partition.get(key[:2], set()).discard(key)
-            if future is not None:
-                self.served[key[0]] += 1  # its worker still calls its ``then``
+            if future is None:
+                self._drop(key)  # not sent: the reader sends it, nothing follows
             else:
-                self._then.pop(key, None)  # not sent: the reader sends it, nothing follows
+                self._answers.pop(key, None)
+                self._of_partition.get(key[:2], set()).discard(key)
+                self.served[key[0]] += 1  # its worker still calls its ``then``
         self._top_up()
         return future
 

@@ -29,7 +29,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 from singer_sdk.streams.rest import PageContext
 
-from tap_maesn_qonto import keycheck, reconcile, statelookup
+from tap_maesn_qonto import keycheck, numbers, reconcile, statelookup
 from tap_maesn_qonto.accounts import Account
 from tap_maesn_qonto.details import AutoVerdict, Details
 from tap_maesn_qonto.envelope import Page, parse_page
@@ -496,7 +496,7 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         for name in ("id", *self.id_aliases):
             value = record.get(name)
             if value not in (None, ""):
-                return str(value)
+                return value if type(value) is str else numbers.text_of(value)
         msg = (
             f"GET {self.path} returned a record without an 'id'"
             f"{' or ' + repr(self.id_aliases[0]) if self.id_aliases else ''}; it cannot be "
@@ -1037,4 +1037,6 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         row["target_system"] = account.target_system
         row["account_label"] = account.label
         self.outcome.records += 1
+        if self.records_need_the_sdk:  # stream maps compute with numbers (numbers.py)
+            return numbers.with_decimals(self._shaper.shape(row))
         return self._shaper.shape(row)

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 import msgspec
 from singer_sdk.exceptions import RetriableAPIError
 
+from tap_maesn_qonto import numbers
 from tap_maesn_qonto.errors import MaesnAPIError, WrongApiUrlError
 
 if t.TYPE_CHECKING:
     import requests
 
-# Money must stay exact: every JSON number with a fraction becomes a Decimal.
-_DECODER = msgspec.json.Decoder(float_hook=decimal.Decimal)
+# Money must stay exact: a JSON number with a fraction is kept as its text (numbers.py).
+_DECODER = numbers.DECODER
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,9 @@ def _optional_int(value: t.Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, decimal.Decimal) and value == int(value):
+    if isinstance(value, numbers.Raw):
+        value = numbers.to_decimal(value)
+    if isinstance(value, decimal.Decimal) and value.is_finite() and value == int(value):
         return int(value)
     return None
 

@@ -33,6 +33,7 @@ import typing as t
 from singer_sdk import StreamSchema
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
+from tap_maesn_qonto import numbers
 from tap_maesn_qonto.records import PlainRecordMessages
 from tap_maesn_qonto.schemas import SCHEMAS_DIR
 
@@ -121,8 +122,8 @@ class LineBuffer:
                 stream.write_row(row)
         for stream in self.buffered:
             rows = stream.rows_of(record)
-            if rows:
-                stream.rows.extend(rows)
+            if rows:  # the SDK's path: numbers a stream map can compute with (numbers.py)
+                stream.rows.extend(numbers.with_decimals(rows))
                 self.waiting += len(rows)
                 self.unwritten.setdefault(label, bookmark_before)
 

@@ -8,7 +8,9 @@ built directly: about a third of the tap's CPU per record at 0 ms latency
 (``scripts/benchmark.py --profile``). Anything configured takes the SDK's own path.
 
 The tap's own writer (output.py) then encodes the message without building a
-``RecordMessage`` (about a microsecond a record); any other writer gets one.
+``RecordMessage`` (about a microsecond a record); any other writer gets one. A writer
+that does not encode with msgspec gets its numbers as Decimals: only msgspec writes
+numbers kept as text verbatim (numbers.py).
 
 This overrides the SDK's private ``Stream._write_record_message``; it is the one
 place the tap does, and tests/test_sdk_contract.py fails if the SDK changes the
@@ -21,8 +23,10 @@ import typing as t
 from functools import cached_property, partial
 
 from singer_sdk import Stream
+from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.mapper import SameRecordTransform
 
+from tap_maesn_qonto import numbers
 from tap_maesn_qonto.output import BufferedSingerWriter, write_record_message
 
 if t.TYPE_CHECKING:
@@ -66,4 +70,8 @@ class PlainRecordMessages(Stream):
         writer = self._writing_tap.message_writer  # read late: it may not exist at __init__
         if isinstance(writer, BufferedSingerWriter):
             return writer.write_record
-        return partial(write_record_message, writer)
+        if isinstance(writer, MsgSpecWriter):  # writes numbers kept as text verbatim
+            return partial(write_record_message, writer)
+        return lambda stream, record, version: write_record_message(
+            writer, stream, numbers.with_decimals(record), version
+        )

@@ -18,6 +18,7 @@ import decimal
 import typing as t
 from dataclasses import dataclass, field
 
+from tap_maesn_qonto import numbers
 from tap_maesn_qonto.timestamps import normalize_timestamp
 
 JSON = t.Any
@@ -28,7 +29,7 @@ JSON = t.Any
 # type checks, because bool is an int subclass but not a JSON number.
 _PASS_THROUGH: dict[str, frozenset[type]] = {
     "string": frozenset({str}),
-    "number": frozenset({int, decimal.Decimal}),
+    "number": frozenset({int, decimal.Decimal, numbers.Raw}),  # Raw: numbers.py
     "integer": frozenset({int}),
     "boolean": frozenset({bool}),
 }
@@ -186,6 +187,8 @@ class Shaper:
     def _number(self, value: JSON) -> JSON:
         if isinstance(value, (int, decimal.Decimal)) and not isinstance(value, bool):
             return value
+        if isinstance(value, numbers.Raw):
+            return numbers.to_decimal(value)
         if isinstance(value, str):
             try:
                 number = decimal.Decimal(value.strip())
@@ -220,8 +223,8 @@ class Shaper:
     def _string(self, value: JSON) -> str | None:
         if isinstance(value, str):
             return value
-        if isinstance(value, (int, decimal.Decimal)) and not isinstance(value, bool):
-            return str(value)  # e.g. an account number sent as a number
+        if isinstance(value, (int, decimal.Decimal, numbers.Raw)) and not isinstance(value, bool):
+            return numbers.text_of(value)  # e.g. an account number sent as a number
         self._unreadable(value)
         return None
 

@@ -4,8 +4,10 @@
   directory: every API path gets its HTML 404, as a web server that is not Maesn does.
 * :func:`header_recorder`: records the headers of every request it receives and answers
   with an empty Maesn-shaped list (so a client that trusts it sees a plausible page).
+* :func:`bills_as_text`: serves one page of bills written as raw JSON text (numbers
+  exactly as given), and empty lists elsewhere.
 
-Both listen on 127.0.0.1, port 0, in a daemon thread, for the ``with`` block only.
+All listen on 127.0.0.1, port 0, in a daemon thread, for the ``with`` block only.
 """
 
 from __future__ import annotations
@@ -23,8 +25,25 @@ if t.TYPE_CHECKING:
     from pathlib import Path
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing (pytest shows stderr of failing tests)."""
+
+    def log_message(self, format: str, *args: t.Any) -> None:
+        del format, args
+
+
+def send_json(handler: BaseHTTPRequestHandler, body: bytes, status: int = 200) -> None:
+    """Answer the handler's request with ``body`` as JSON."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json; charset=utf-8")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 @contextlib.contextmanager
-def _serving(handler: t.Callable[..., BaseHTTPRequestHandler]) -> Iterator[str]:
+def serving(handler: t.Callable[..., BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve with ``handler`` on loopback for the ``with`` block; yields the base URL."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
@@ -47,7 +66,7 @@ class _QuietStaticHandler(SimpleHTTPRequestHandler):
 @contextlib.contextmanager
 def static_server(directory: Path) -> Iterator[str]:
     """A static web server over ``directory``; yields its base URL."""
-    with _serving(functools.partial(_QuietStaticHandler, directory=str(directory))) as url:
+    with serving(functools.partial(_QuietStaticHandler, directory=str(directory))) as url:
         yield url
 
 
@@ -81,21 +100,14 @@ _EMPTY_PAGE = json.dumps(
 
 
 def _recording_handler(recorder: Recorder) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
             with recorder.lock:
                 recorder.requests.append(list(self.headers.items()))
                 recorder.paths.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(_EMPTY_PAGE)))
-            self.end_headers()
-            self.wfile.write(_EMPTY_PAGE)
-
-        def log_message(self, format: str, *args: t.Any) -> None:
-            del format, args
+            send_json(self, _EMPTY_PAGE)
 
     return Handler
 
@@ -104,6 +116,23 @@ def _recording_handler(recorder: Recorder) -> type[BaseHTTPRequestHandler]:
 def header_recorder() -> Iterator[Recorder]:
     """A server that records every request's headers; yields the :class:`Recorder`."""
     recorder = Recorder()
-    with _serving(_recording_handler(recorder)) as url:
+    with serving(_recording_handler(recorder)) as url:
         recorder.url = url
         yield recorder
+
+
+def _bills_handler(records_json: bytes) -> type[BaseHTTPRequestHandler]:
+    class Handler(QuietHandler):
+        def do_GET(self) -> None:
+            first = "page=1&" in self.path or self.path.endswith("page=1")
+            data = records_json if self.path.startswith("/accounting/bills") and first else b"[]"
+            send_json(self, b'{"meta":{"warnings":[],"pagination":null},"data":' + data + b"}")
+
+    return Handler
+
+
+@contextlib.contextmanager
+def bills_as_text(records_json: bytes) -> Iterator[str]:
+    """A server whose bills are ``records_json`` (a JSON array) as one page; yields its URL."""
+    with serving(_bills_handler(records_json)) as url:
+        yield url

@@ -15,16 +15,15 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import typing as t
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.settings import DEFAULT_MAX_CONCURRENCY
+from tests.fake_servers import QuietHandler, send_json, serving
 from tests.helpers import (
     ACCOUNT_KEY,
     API_KEY,
@@ -202,28 +201,13 @@ def test_with_several_accounts_a_wrong_account_key_fails_only_that_account(
 def _maesn_that_cannot_tell(auth_status: int) -> Iterator[str]:
     """401 on every data request; ``auth_status`` on GET /auth/... (a Maesn JSON error)."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             status = auth_status if self.path.startswith("/auth/") else 401
-            body = json.dumps({"statusCode": status, "message": "no"}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            send_json(self, json.dumps({"statusCode": status, "message": "no"}).encode(), status)
 
-        def log_message(self, format: str, *args: t.Any) -> None:
-            del format, args
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        yield url
 
 
 def test_when_the_check_is_inconclusive_both_keys_are_named_and_it_says_so(

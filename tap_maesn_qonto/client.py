@@ -223,6 +223,12 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         # No cap from this machine's clock: bookmarks are values the server sent.
         del context
 
+    @property
+    def records_move_the_bookmark(self) -> bool:
+        """A whole-list read sets its bookmark when it ends (``_read_partition``), or puts
+        the previous one back if it stops (``restore_resumable_state``)."""
+        return not isinstance(self._reader, FullRead)
+
     @property  # the SDK reads this class attribute per record; here it depends on the reader
     def STATE_MSG_FREQUENCY(self) -> int:  # type: ignore[override]
         if not isinstance(self._reader, WindowRead):

@@ -12,9 +12,14 @@ The tap's own writer (output.py) then encodes the message without building a
 that does not encode with msgspec gets its numbers as Decimals: only msgspec writes
 numbers kept as text verbatim (numbers.py).
 
-This overrides the SDK's private ``Stream._write_record_message``; it is the one
-place the tap does, and tests/test_sdk_contract.py fails if the SDK changes the
-method or what it skips, and checks that both paths write the same bytes.
+The SDK also moves the bookmark on every record. A read that sets its bookmark
+itself when it ends (a whole-list read: client.py) says so with
+``records_move_the_bookmark``, and that update is skipped: it would be overwritten.
+
+This overrides the SDK's private ``Stream._write_record_message`` and
+``Stream._increment_stream_state``; it is the one place the tap does, and
+tests/test_sdk_contract.py fails if the SDK changes the methods or what they skip, and
+checks that both paths write the same bytes and the same states.
 """
 
 from __future__ import annotations
@@ -56,6 +61,15 @@ class PlainRecordMessages(Stream):
             and maps[0].stream_alias == self.name
             and all(self.mask.values())
         )
+
+    @property
+    def records_move_the_bookmark(self) -> bool:
+        """Whether the SDK's per-record bookmark update counts (False: the read sets it)."""
+        return True
+
+    def _increment_stream_state(self, latest_record: dict, *, context: t.Any = None) -> None:
+        if self.records_move_the_bookmark:
+            super()._increment_stream_state(latest_record, context=context)
 
     def _write_record_message(self, record: dict) -> None:
         if self.records_need_the_sdk:

@@ -11,6 +11,9 @@
   flattening or deselected properties, RECORD messages skip the SDK's no-op work
   (``Stream._generate_record_messages``), and must be exactly what the SDK's own path
   writes, through the tap's own writer (output.py) as through any other.
+* ``Stream._increment_stream_state`` is overridden (records.py): a whole-list read
+  skips the per-record bookmark update it overwrites when it ends, and every STATE
+  must be what the SDK's updates give.
 """
 
 from __future__ import annotations
@@ -41,6 +44,19 @@ if t.TYPE_CHECKING:
     from pathlib import Path
 
 RECORDS = 2 * RESUMABLE_STATE_EVERY + 500
+
+
+def comparable(value: t.Any) -> t.Any:
+    """A state without what differs between two runs (table version, reconcile time)."""
+    if isinstance(value, dict):
+        return {
+            k: comparable(v)
+            for k, v in value.items()
+            if k not in {"table_version", "reconciled_at"}
+        }
+    if isinstance(value, list):
+        return [comparable(v) for v in value]
+    return value
 
 
 def _bookmarks_between_records(messages: list[dict], stream: str) -> list[str | None]:
@@ -136,6 +152,41 @@ def test_the_direct_record_path_writes_what_the_sdks_own_path_writes() -> None:
     assert records(direct) == records(through_the_sdk)
 
 
+def test_the_sdk_still_moves_the_bookmark_per_record_through_the_override() -> None:
+    assert "self._increment_stream_state(record, context=current_context)" in inspect.getsource(
+        Stream._sync_records
+    )
+    parameters = inspect.signature(Stream._increment_stream_state).parameters
+    assert list(parameters) == ["self", "latest_record", "context"]
+
+
+def test_skipping_the_per_record_bookmark_of_whole_list_reads_leaves_every_state_alike() -> None:
+    # records.py skips the SDK's bookmark update while a whole-list read (which sets its
+    # bookmark when it ends) runs; every STATE must be what the SDK's updates give.
+    every_record_moves_it = mock.patch.object(
+        PlainRecordMessages, "records_move_the_bookmark", property(lambda _: True)
+    )
+    counts = {"invoices": RECORDS, "bills": 300, "bookingProposals": 40}
+    with Emulator(counts=counts) as emulator:
+        whole_list = tap_config(emulator, page_size=50)
+        del whole_list["start_date"]
+        window = tap_config(emulator, page_size=50, max_concurrency=1)  # resumable states
+        runs = []
+        for config, state in ((whole_list, None), (window, None), (whole_list, "previous")):
+            if state:
+                emulator.mutate("invoices", update=30, create=5)
+            run = sync(config, state=state and runs[-1][0].final_state)
+            with every_record_moves_it:
+                by_the_sdk = sync(config, state=state and runs[-1][1].final_state)
+            runs.append((run, by_the_sdk))
+    for run, by_the_sdk in runs:
+        assert len(run.states) > 2
+        assert comparable(run.states) == comparable(by_the_sdk.states)
+        assert run.ids("invoices") == by_the_sdk.ids("invoices")
+        assert all(run.final_state["bookmarks"][s] for s in ("invoices", "bills"))
+    assert len(set(_bookmarks_between_records(runs[1][0].messages, "invoices"))) >= 2
+
+
 def test_the_sdk_still_writes_records_as_the_override_does() -> None:
     source = inspect.getsource(Stream._write_record_message)
     assert "self._generate_record_messages(record)" in source
@@ -220,18 +271,6 @@ def test_indexed_partition_lookups_leave_every_state_as_the_sdks_scan_would() ->
         again_indexed = sync(config, state=indexed.final_state)
         with mock.patch.object(statelookup, "index_partition_lookups", return_value=None):
             again_scanned = sync(config, state=scanned.final_state)
-
-    def comparable(value: t.Any) -> t.Any:
-        """The state without what differs between two runs (table version, reconcile time)."""
-        if isinstance(value, dict):
-            return {
-                k: comparable(v)
-                for k, v in value.items()
-                if k not in {"table_version", "reconciled_at"}
-            }
-        if isinstance(value, list):
-            return [comparable(v) for v in value]
-        return value
 
     states = [r.states for r in (indexed, scanned, again_indexed, again_scanned)]
     assert all(states), "no STATE message"

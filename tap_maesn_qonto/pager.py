@@ -4,9 +4,12 @@ Page 1 tells how many pages there are; the following pages are fetched by worker
 threads while the caller consumes them in order. One page more than
 ``max_concurrency`` is kept coming, so that while one is being decoded the others
 keep the network busy; the run's in-flight limit (runtime.py) still holds the HTTP
-requests to ``max_concurrency``. At most that many pages are held, besides those
-fetched ahead of the read (prefetch.py, bounded there), so memory does not grow
-with the stream.
+requests to ``max_concurrency``. A page answered but not yet consumed does not count
+as coming: each time the caller returns for a page, the requests still out are topped
+up, so a round of answers that arrived together is followed by the next round at
+once, not page by page as the caller works through them (about a tenth of each
+round at 100 ms). At most twice the window is held, besides the pages fetched ahead
+of the read (prefetch.py, bounded there), so memory does not grow with the stream.
 
 The number of pages in flight adapts to keep the caller fed and no more: (time
 to fetch a page) / (time to consume one), rounded up and capped at
@@ -163,27 +166,34 @@ def pages_in_order(
     sent_here: set[int] = set()  # pending pages this read requests itself
     pace = FetchPace(in_flight)
 
-    def submit(page_number: int) -> None:
+    def submit(page_number: int) -> int:
+        """Ask for a page; return 1 if this read sends it itself, 0 if fetched ahead."""
         request = query.at(page_number, position_of(page_number, reported))
         if fetched_ahead is not None and fetched_ahead(request):
             pending[page_number] = pool.submit(fetch, request)  # answered: not a pace sample
-        else:
-            pending[page_number] = pool.submit(pace.timed, fetch, request)
-            sent_here.add(page_number)
+            return 0
+        pending[page_number] = pool.submit(pace.timed, fetch, request)
+        sent_here.add(page_number)
+        return 1
 
     try:
         while True:
+            coming = sum(1 for n in sent_here if not pending[n].done())
             # Without a page count, fetch one page at a time past the last full one.
-            while len(sent_here) < pace.window and (
-                (reported is not None and next_to_submit <= reported)
-                or (reported is None and next_to_submit == number)
+            while (
+                coming < pace.window
+                and len(sent_here) < 2 * pace.window
+                and (
+                    (reported is not None and next_to_submit <= reported)
+                    or (reported is None and next_to_submit == number)
+                )
             ):
-                submit(next_to_submit)
+                coming += submit(next_to_submit)
                 next_to_submit += 1
             if number not in pending:
                 return  # the reported page count is reached
             if on_spare is not None and reported is not None and next_to_submit > reported:
-                on_spare(in_flight - len(sent_here))
+                on_spare(in_flight - coming)
             sent_here.discard(number)
             try:
                 page = pending.pop(number).result()

@@ -274,6 +274,46 @@ def test_a_read_keeps_its_own_requests_going_while_it_works_through_pages_fetche
     assert sorted(sent) == list(range(6, 11))  # and each page once
 
 
+def test_answers_that_arrive_together_are_followed_by_the_next_round_at_once() -> None:
+    # A round of answers arrives together while the caller is busy: the next round must
+    # go out when the caller next asks for a page, not one page at a time as it works
+    # through the answers (each would wait on the caller's work on the pages before it).
+    gate = threading.Event()
+    sent: list[int] = []
+    answered: list[int] = []
+
+    def fetch(request: PageRequest) -> Page:
+        sent.append(request.page)
+        if request.page > 3:
+            assert gate.wait(5)
+        else:
+            time.sleep(0.5)  # slow to fetch, quick to consume: the window stays wide
+        answered.append(request.page)
+        return Page(request.page, [{"id": request.page}], 12, 12, 1, ())
+
+    pages = pages_in_order(
+        fetch,
+        None,
+        PageRequest(page=1, limit=1),
+        max_concurrency=2,  # three pages coming
+        thread_name="test-page",
+        expected_pages=12,
+    )
+    assert next(pages).number == 1
+    deadline = time.monotonic() + 5
+    while len(answered) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)  # pages 2 and 3 answered: none of this read's requests is out
+    assert next(pages).number == 2
+    deadline = time.monotonic() + 5
+    while len(sent) < 6 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sorted(sent) == [1, 2, 3, 4, 5, 6]  # three out again, page 3 not yet taken
+    gate.set()
+    assert [page.number for page in pages] == list(range(3, 13))
+    assert sorted(sent) == list(range(1, 13))  # and each page once
+
+
 def test_what_follows_from_an_answer_is_planned_before_a_reader_has_the_answer() -> None:
     # Else the reader would send the next requests itself, and the plans made a moment
     # later would send them a second time.

@@ -52,7 +52,7 @@ class BufferedSingerWriter(MsgSpecWriter):
 
     def _stream(self) -> t.BinaryIO | None:
         if sys.stdout is self._stdout and self._out is not None:
-            return self._out  # per record: no system call to ask what it already knows
+            return self._out  # per record: the stdout _out was opened for, as last time
         try:
             fd = sys.stdout.fileno()
         except (AttributeError, OSError, ValueError):

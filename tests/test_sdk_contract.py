@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 import re
 import sys
@@ -26,7 +27,7 @@ from decimal import Decimal
 from unittest import mock
 
 from singer_sdk import Tap
-from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.contrib.msgspec import MsgSpecWriter, decoder
 from singer_sdk.singerlib import StateMessage
 from singer_sdk.streams.core import Stream
 
@@ -196,12 +197,16 @@ def test_the_sdk_still_writes_records_as_the_override_does() -> None:
 
 def _record_lines(config: dict, out: Path) -> dict[bytes, list[bytes]]:
     """Each stream's RECORD lines the tap's own writer puts on stdout, in order, without
-    their time and version."""
+    their time (checked to be a time during the run) and version."""
+    started = dt.datetime.now(dt.UTC)
     with out.open("w") as stdout, mock.patch.object(sys, "stdout", stdout):
         TapMaesnQonto(config=config).sync_all()
+    ended = dt.datetime.now(dt.UTC)
     by_stream: dict[bytes, list[bytes]] = {}
     for line in out.read_bytes().splitlines():
         if line.startswith(b'{"type":"RECORD"'):
+            extracted = dt.datetime.fromisoformat(decoder.decode(line)["time_extracted"])
+            assert started - dt.timedelta(milliseconds=1) <= extracted <= ended
             stream = line.split(b'"stream":', 1)[1].split(b",", 1)[0]
             kept = re.sub(rb',"version":\d+|,"time_extracted":"[^"]*"', b"", line)
             by_stream.setdefault(stream, []).append(kept)

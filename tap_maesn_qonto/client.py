@@ -803,8 +803,10 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         SDK may write a STATE message, so none carries a bookmark past an unwritten line.
         """
         lines = self._lines
-        if lines is None or not lines.streams or not self.stream_maps[0].get_filter_result(record):
+        if lines is None or not lines.streams:
             return
+        if self.records_need_the_sdk and not self.stream_maps[0].get_filter_result(record):
+            return  # a stream map filtered the parent out (without one, nothing filters)
         label = self.account(context).label
         resumable = isinstance(self._reader, WindowRead)
         # Where a stop would leave this partition if it happened now.
@@ -1043,6 +1045,7 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         row["target_system"] = account.target_system
         row["account_label"] = account.label
         self.outcome.records += 1
+        shaped = self._shaper.convert(row)  # the compiled object shaper: row is a dict
         if self.records_need_the_sdk:  # stream maps compute with numbers (numbers.py)
-            return numbers.with_decimals(self._shaper.shape(row))
-        return self._shaper.shape(row)
+            return numbers.with_decimals(shaped)
+        return shaped

@@ -182,23 +182,25 @@ class FullRead:
             if check.first_total is None:
                 check.first_total = page.total
             check.last_total = page.total
+        seen, emitted, since = check.seen, self.emitted, self.since_text
+        identify, created_of, key_of = self.identify, self.created_of, self.key_of
         for record in page.records:
-            record_id = self.identify(record)
-            if record_id in check.seen:
+            record_id = identify(record)
+            if record_id in seen:
                 check.repeated_ids += 1
                 continue
-            check.seen.add(record_id)
+            seen.add(record_id)
             check.distinct += 1
-            created = self.created_of(record)
+            created = created_of(record)
             if newest_created is not None and created is not None and created > newest_created:
                 check.created_during_pass += 1
-            key = self.key_of(record)
+            key = key_of(record)
             if key is not None and (self.max_key is None or key > self.max_key):
                 self.max_key = key
-            if record_id in self.emitted and check.seen is not self.emitted:
+            if record_id in emitted and seen is not emitted:
                 continue
-            if key is not None and self.since_text is not None and key < self.since_text:
+            if key is not None and since is not None and key < since:
                 self.dropped_older += 1
                 continue
-            self.emitted.add(record_id)
+            emitted.add(record_id)
             yield record

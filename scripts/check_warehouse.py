@@ -420,7 +420,7 @@ def read_csv(directory: Path) -> dict[str, list[dict[str, Any]]]:
 
     tables = {}
     for table in TABLES:
-        rows = []
+        rows: list[dict[str, Any]] = []
         for path in sorted(directory.glob(f"{table}*.csv")):
             with path.open(newline="", encoding="utf-8") as handle:
                 rows.extend({k: cell(v) for k, v in row.items()} for row in csv.DictReader(handle))

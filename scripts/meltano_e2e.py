@@ -219,11 +219,11 @@ TESTED_TARGETS: dict[str, dict[str, bool]] = {
         "deleted_rows_kept": False,
     },
 }
-MUTATION = {"update": 5, "create": 3, "delete": 0}
+MUTATION: dict[str, Any] = {"update": 5, "create": 3, "delete": 0}
 DELETIONS = 2
 
 
-def _tested_target_env(target: str, pg_state: Path) -> dict[str, str]:
+def _tested_target_env(target: str, pg_state: Path) -> dict[str, Any]:
     out = ROOT / "output" / "tested"
     if target == "target-postgres":
         port = json.loads(pg_state.read_text())["port"]

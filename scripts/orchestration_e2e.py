@@ -439,7 +439,9 @@ class Harness:
                 process.wait(timeout=900)
             finally:
                 stop_group(process)
-        done = subprocess.CompletedProcess(command, process.returncode)
+        done: subprocess.CompletedProcess[str] = subprocess.CompletedProcess(
+            command, process.returncode
+        )
         seconds = time.monotonic() - started
         report = json.loads(
             subprocess.run(

@@ -34,6 +34,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -255,7 +256,7 @@ class Scenarios:
         batch: dict[str, int],
         burst_requests: int | None = None,
         config_overrides: dict[str, object] | None = None,
-        **knobs: object,
+        **knobs: Any,
     ) -> Outcome:
         """Records change while run 1 pages; run 2 (incremental) follows.
 

@@ -6,7 +6,8 @@ only passes on. The decoder now keeps each one as its own text (``msgspec.Raw``)
 which the RECORD writer copies out verbatim. A ``Decimal`` is made only where a value
 is read as a number: an integer or string column (shaping.py), paging totals, and
 records handed to code that computes with them (the SDK's stream maps, or a writer
-other than msgspec's).
+other than msgspec's). Those write a Decimal's own text: the same value, and the same
+characters except in exponent forms (``1e3`` is written ``1E+3``).
 """
 
 from __future__ import annotations

@@ -7,10 +7,15 @@ on the last page; only a record leaving the list (a deletion) shifts unread
 records onto pages already read, where they would be missed.
 
 Every pass is checked against values the server returns, never this machine's
-clock: the newest ``createdDate`` right after the pass's first page (one small
-probe request, sent before page 1) tells which records were created during it, and ``first total + created - last total >
-0`` means something left the list. An id seen twice, or fewer distinct ids than
-the last total, mean the same. Such a pass is read again (at most
+clock. Two probes of the newest records by ``createdDate`` bracket it: one answered
+before any page is asked for, one sent after every page is answered. The second
+tells how many records were created since the first, so ``start total + created -
+end total > 0`` means a record that existed when the pass began left the list while
+it paged: an exact count, whatever order the pages were answered in. (Comparing the
+first page's total with the last page's, as an earlier version did, missed a
+deletion when page 1 was answered after the others: its retry after a 429, or a
+slower answer, made it the later of the two.) An id seen twice, or fewer distinct
+ids than the last total, mean the same. Such a pass is read again (at most
 ``MAX_PASSES``), emitting only ids not yet emitted; if the last pass still cannot
 be trusted, :attr:`FullRead.complete` is false and the caller keeps the previous
 bookmark.
@@ -45,12 +50,27 @@ class PassCheck:
     distinct: int = 0
     repeated_ids: int = 0
     seen: set[str] = field(default_factory=set)
+    #: The list's total before any page was asked for, and after every page was answered.
+    start_total: int | None = None
+    end_total: int | None = None
+    #: Records created between the two (None: more than the closing probe could show).
+    created_between: int | None = None
 
     def drift(self) -> str | None:
         """Why this pass may have missed records, or None if it is sound."""
         if self.repeated_ids:
             return f"{self.repeated_ids} record(s) appeared on two pages (records shifted)"
-        if self.first_total is not None and self.last_total is not None:
+        if self.start_total is not None and self.end_total is not None:
+            if self.created_between is None:
+                return "more records were created while paging than one probe can count"
+            left = self.start_total + self.created_between - self.end_total
+            if left > 0:
+                return (
+                    f"about {left} record(s) left the list while paging (total "
+                    f"{self.start_total} -> {self.end_total} with {self.created_between} "
+                    "created)"
+                )
+        elif self.first_total is not None and self.last_total is not None:
             left = self.first_total + self.created_during_pass - self.last_total
             if left > 0:
                 return (
@@ -94,6 +114,7 @@ class FullRead:
     max_key: str | None = None
     seconds: float = 0.0
     _probed_pages: int | None = field(default=None, init=False)
+    _probed_total: int | None = field(default=None, init=False)
 
     def records(self) -> Iterator[dict]:
         """Every record of the list once, pass after pass until a pass is sound."""
@@ -113,6 +134,7 @@ class FullRead:
                 Position.FIRST if number == 1 else Position.KNOWN,
                 self.first_probe if number == 1 else None,
             )
+            check.start_total = self._probed_total
             # The probe's total tells the pages: page 1 goes out with the others.
             for page in pages_in_order(
                 self.fetch,
@@ -126,6 +148,7 @@ class FullRead:
                 fetched_ahead=self.fetched_ahead,
             ):
                 yield from self._new_records(page, check, newest_created)
+            self._close_pass(check, newest_created)
             drift = check.drift()
             if drift is None:
                 self.complete = True
@@ -145,11 +168,27 @@ class FullRead:
             )
 
     @staticmethod
-    def probe_request(position: Position = Position.KNOWN) -> PageRequest:
+    def probe_request(position: Position = Position.KNOWN, limit: int = 5) -> PageRequest:
         """The newest records by createdDate: a pass's anchor, and its list's total."""
         return PageRequest(
-            page=1, limit=5, order_field="createdDate", descending=True, position=position
+            page=1, limit=limit, order_field="createdDate", descending=True, position=position
         )
+
+    def _close_pass(self, check: PassCheck, newest_created: str | None) -> None:
+        """After every page is answered: the list's total, and the records created since
+        the pass's first probe (all of them, if fewer than a page)."""
+        if check.start_total is None:
+            return  # no probe (a target system that rejects the order): first/last totals
+        limit = self.query.limit
+        page = self.fetch(self.probe_request(Position.KNOWN, limit))
+        created = [
+            value
+            for record in page.records
+            if (value := self.created_of(record))
+            and (newest_created is None or value > newest_created)
+        ]
+        check.end_total = page.total
+        check.created_between = len(created) if len(created) < limit else None
 
     def _newest_created(self, position: Position, answered: Page | None) -> str | None:
         """The newest createdDate now: records created later are this pass's creations.
@@ -157,7 +196,7 @@ class FullRead:
         The first probe is the read's first request: a target system that rejects
         ordering (400) is then read in its own order, with no probe.
         """
-        self._probed_pages = None
+        self._probed_pages = self._probed_total = None
         if self.query.order_field is None:
             return None
         try:
@@ -172,6 +211,7 @@ class FullRead:
             self.query = replace(self.query, order_field=None)
             return None
         self._probed_pages = pages_for(page.total, self.query.limit)
+        self._probed_total = page.total
         values = [value for record in page.records if (value := self.created_of(record))]
         return max(values, default=None)
 

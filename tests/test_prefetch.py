@@ -133,8 +133,9 @@ def test_streams_overlap_without_an_extra_request_or_a_changed_record() -> None:
     # Three streams of 13 pages each, read whole (first run, no start_date): each stream's
     # probe and opening pages are fetched while the stream before it is emitted.
     tap, stats, pages = _sync_three_streams(250, 20, 4, start_date=False)
-    # Every page once, plus one probe: nothing fetched ahead was wasted or sent twice.
-    assert stats["list_requests"] == dict.fromkeys(STREAM_RESOURCES.values(), pages + 1)
+    # Every page once, plus the pass's two probes (fullread.py): nothing fetched ahead was
+    # wasted or sent twice.
+    assert stats["list_requests"] == dict.fromkeys(STREAM_RESOURCES.values(), pages + 2)
     served = tap.run.ahead.served
     sync_order = [s.name for s in tap.streams.values() if s.name in STREAM_RESOURCES]
     for stream in sync_order[1:]:
@@ -238,8 +239,9 @@ def test_a_first_run_guesses_each_probe_and_wastes_no_request_on_a_long_window()
     # A first run with an early start_date: each stream's window is long, so the whole
     # list is read, and its probe, guessed beside the window's first page, was needed.
     _, stats, pages = _sync_three_streams(250, 20, 4, start_date=True)
-    # Each stream: the window's first page, the probe, every page of the whole list.
-    assert stats["list_requests"] == dict.fromkeys(STREAM_RESOURCES.values(), 1 + 1 + pages)
+    # Each stream: the window's first page, the probe, every page of the whole list, and
+    # the probe that closes the pass (fullread.py).
+    assert stats["list_requests"] == dict.fromkeys(STREAM_RESOURCES.values(), 1 + 2 + pages)
 
 
 def test_a_read_keeps_its_own_requests_going_while_it_works_through_pages_fetched_ahead() -> None:

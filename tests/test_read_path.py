@@ -24,6 +24,9 @@ from pathlib import Path
 import pytest
 
 from tap_maesn_qonto.emulator import Emulator
+from tap_maesn_qonto.envelope import Page
+from tap_maesn_qonto.fullread import FullRead
+from tap_maesn_qonto.pages import PageRequest
 from tap_maesn_qonto.tap import TapMaesnQonto
 from tap_maesn_qonto.timestamps import normalize_timestamp
 from tests.fake_servers import header_recorder, static_server
@@ -650,3 +653,63 @@ def test_exit_code_3_when_deletions_never_stop_during_a_whole_list_read(tmp_path
     assert messages.states
     for stream in STREAM_RESOURCES:
         assert _bookmark_value(messages.final_state, stream) is None
+
+
+class _ListServer:
+    """A list under ``createdDate ASC``, paged by number, computed when each request is
+    answered; page 1 of the first pass waits until pages 2 and 3 are answered, and then a
+    record on page 2 is deleted (the order a 429 on page 1 and its retry can give)."""
+
+    def __init__(self, count: int) -> None:
+        self.records = [
+            {"id": f"r{n:02d}", "createdDate": f"2026-01-01T00:00:{n:02d}.000000Z"}
+            for n in range(count)
+        ]
+        self.served: list[int] = []
+        self.lock = threading.Lock()
+        self.others_answered = threading.Event()
+        self.first_page_one = True
+
+    def fetch(self, request: PageRequest) -> Page:
+        if request.descending:  # a probe: the newest records, and the total
+            with self.lock:
+                newest = sorted(self.records, key=lambda r: r["createdDate"], reverse=True)
+                return Page(1, newest[: request.limit], len(self.records), None, None, ())
+        if request.page == 1 and self.first_page_one:
+            self.first_page_one = False
+            assert self.others_answered.wait(5)
+            with self.lock:
+                del self.records[15]  # seen on page 2; every later record moves up one
+        with self.lock:
+            start = (request.page - 1) * request.limit
+            records = self.records[start : start + request.limit]
+            total = len(self.records)
+            self.served.append(request.page)
+            if {2, 3} <= set(self.served):
+                self.others_answered.set()
+        pages = -(-total // request.limit)
+        return Page(request.page, records, total, pages, request.limit, ())
+
+
+def test_a_deletion_before_a_late_page_one_is_caught_whatever_order_pages_answer_in() -> None:
+    # Pages 2 and 3 answer from the list of 35, page 1 and page 4 after a deletion on page 2:
+    # page 1's and page 4's totals agree, yet the record at 30 moved onto page 3, already
+    # read. Only totals that bracket the whole pass reveal it; the pass must be read again.
+    server = _ListServer(35)
+    warnings: list[str] = []
+    read = FullRead(
+        fetch=server.fetch,
+        query=PageRequest(page=1, limit=10, order_field="createdDate"),
+        identify=lambda record: record["id"],
+        key_of=lambda record: None,
+        created_of=lambda record: record["createdDate"],
+        max_concurrency=4,
+        thread_name="test-page",
+        warn=warnings.append,
+    )
+    emitted = [record["id"] for record in read.records()]
+    assert sorted(emitted) == sorted(set(emitted))  # each once
+    assert {r["id"] for r in server.records} <= set(emitted)  # r30, moved onto page 3
+    assert read.complete, warnings
+    assert read.passes == 2, warnings
+    assert "left the list while paging" in warnings[0]

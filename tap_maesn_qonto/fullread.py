@@ -23,6 +23,9 @@ bookmark.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import threading
 import time
 import typing as t
 from dataclasses import dataclass, field, replace
@@ -83,6 +86,53 @@ class PassCheck:
         return None
 
 
+class _ClosingProbe:
+    """A pass's closing probe, sent the moment every page it will read is answered.
+
+    Its total is the end of the pass's bracket only if it was *sent* after every page
+    read was *answered*: computed after all of them, whatever order the server answered
+    in. Sent from the worker that receives the last page, it overlaps with the work on
+    the last pages instead of adding a round trip after it; if the pass reads a page
+    that was not answered yet when it went out (the list grew), it is sent again.
+    """
+
+    def __init__(self, fetch: Fetch, request: PageRequest, thread_name: str) -> None:
+        self._fetch = fetch
+        self._request = request
+        self._lock = threading.Lock()
+        self._answered: set[int] = set()
+        self._sent_after: frozenset[int] | None = None
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, f"{thread_name}-closing")
+        self._future: concurrent.futures.Future[Page] | None = None
+
+    def fetch(self, request: PageRequest) -> Page:
+        """A page of the pass; sends the probe once every page there is has been answered."""
+        page = self._fetch(request)
+        with self._lock:
+            self._answered.add(request.page)
+            pages = pages_for(page.total, request.limit)
+            if (
+                self._future is None
+                and pages is not None
+                and self._answered.issuperset(range(1, pages + 1))
+            ):
+                self._sent_after = frozenset(self._answered)
+                self._future = self._pool.submit(self._fetch, self._request)
+        return page
+
+    def answer(self, read: set[int]) -> Page:
+        """The probe's answer, sent after every page in ``read`` was answered."""
+        with self._lock:
+            future, sent_after = self._future, self._sent_after
+        if future is not None and sent_after is not None and sent_after.issuperset(read):
+            with contextlib.suppress(Exception):  # sent again below, where errors surface
+                return future.result()
+        return self._fetch(self._request)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 @dataclass
 class FullRead:
     """One partition's full read; iterate :meth:`records`, then read the outcome."""
@@ -135,20 +185,27 @@ class FullRead:
                 self.first_probe if number == 1 else None,
             )
             check.start_total = self._probed_total
-            # The probe's total tells the pages: page 1 goes out with the others.
-            for page in pages_in_order(
-                self.fetch,
-                None,
-                self.query,
-                max_concurrency=self.max_concurrency,
-                thread_name=self.thread_name,
-                on_page=self.on_page,
-                expected_pages=self._probed_pages,
-                on_spare=self.on_spare,
-                fetched_ahead=self.fetched_ahead,
-            ):
-                yield from self._new_records(page, check, newest_created)
-            self._close_pass(check, newest_created)
+            closing = _ClosingProbe(self.fetch, self._closing_request(), self.thread_name)
+            read: set[int] = set()
+            try:
+                # The probe's total tells the pages: page 1 goes out with the others.
+                for page in pages_in_order(
+                    closing.fetch if check.start_total is not None else self.fetch,
+                    None,
+                    self.query,
+                    max_concurrency=self.max_concurrency,
+                    thread_name=self.thread_name,
+                    on_page=self.on_page,
+                    expected_pages=self._probed_pages,
+                    on_spare=self.on_spare,
+                    fetched_ahead=self.fetched_ahead,
+                ):
+                    read.add(page.number)
+                    yield from self._new_records(page, check, newest_created)
+                if check.start_total is not None:
+                    self._close_pass(check, newest_created, closing.answer(read))
+            finally:
+                closing.close()
             drift = check.drift()
             if drift is None:
                 self.complete = True
@@ -174,13 +231,13 @@ class FullRead:
             page=1, limit=limit, order_field="createdDate", descending=True, position=position
         )
 
-    def _close_pass(self, check: PassCheck, newest_created: str | None) -> None:
-        """After every page is answered: the list's total, and the records created since
-        the pass's first probe (all of them, if fewer than a page)."""
-        if check.start_total is None:
-            return  # no probe (a target system that rejects the order): first/last totals
+    def _closing_request(self) -> PageRequest:
+        return self.probe_request(Position.KNOWN, self.query.limit)
+
+    def _close_pass(self, check: PassCheck, newest_created: str | None, page: Page) -> None:
+        """From the closing probe: the list's total once every page was answered, and the
+        records created since the pass's first probe (all of them, if fewer than a page)."""
         limit = self.query.limit
-        page = self.fetch(self.probe_request(Position.KNOWN, limit))
         created = [
             value
             for record in page.records

@@ -25,7 +25,7 @@ import pytest
 
 from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.envelope import Page
-from tap_maesn_qonto.fullread import FullRead
+from tap_maesn_qonto.fullread import FullRead, _ClosingProbe
 from tap_maesn_qonto.pages import PageRequest
 from tap_maesn_qonto.tap import TapMaesnQonto
 from tap_maesn_qonto.timestamps import normalize_timestamp
@@ -713,3 +713,21 @@ def test_a_deletion_before_a_late_page_one_is_caught_whatever_order_pages_answer
     assert read.complete, warnings
     assert read.passes == 2, warnings
     assert "left the list while paging" in warnings[0]
+
+
+def test_a_closing_probe_counts_only_if_sent_after_every_page_read_was_answered() -> None:
+    sent: list[str] = []
+
+    def fetch(request: PageRequest) -> Page:
+        sent.append("probe" if request.descending else f"page {request.page}")
+        return Page(request.page, [], 30, 3, 10, ())
+
+    probe = FullRead.probe_request(limit=10)
+    closing = _ClosingProbe(fetch, probe, "test")
+    for number in (2, 1, 3):  # answered out of order: sent once the third is in
+        closing.fetch(PageRequest(page=number, limit=10))
+    assert closing.answer({1, 2, 3}).total == 30
+    assert sent.count("probe") == 1  # the early one, sent after page 3's answer
+    closing.answer({1, 2, 3, 4})  # page 4 was read too (the list grew): sent again
+    assert sent.count("probe") == 2
+    closing.close()

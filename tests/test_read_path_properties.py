@@ -60,6 +60,7 @@ import contextlib
 import datetime as dt
 import logging
 import math
+import os
 import re
 import time
 import typing as t
@@ -415,10 +416,15 @@ def observe(scenario: Scenario) -> Observed:
 # --------------------------------------------------------------------------- the property
 
 
+# The suite runs the same 100 scenarios every time. READ_PATH_EXAMPLES=N runs N fresh random
+# ones instead: 1 500 found a loss the fixed 100 never met (fullread.py, the closing probe).
+RANDOM_EXAMPLES = int(os.environ.get("READ_PATH_EXAMPLES", "0"))
+
+
 @settings(
-    max_examples=100,
+    max_examples=RANDOM_EXAMPLES or 100,
     deadline=None,
-    derandomize=True,
+    derandomize=not RANDOM_EXAMPLES,
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

@@ -5,6 +5,7 @@
     uv run python scripts/benchmark.py --profile  # cProfile of one in-process sync (30 000 records)
     uv run python scripts/benchmark.py --peer     # beside tap-rest-api-msdk (scripts/peer_benchmark.py)
     uv run python scripts/benchmark.py --timeline # the --peer data, tap in process: requests in flight
+    uv run python scripts/benchmark.py --startup  # from the command to the tap's first request
 
 Every run is the tap as a user runs it, ``python -m tap_maesn_qonto --config cfg.json``, in its
 own process, so its CPU time and peak RSS come from ``os.wait4`` and nothing else is counted. The
@@ -38,6 +39,8 @@ import math
 import os
 import pstats
 import re
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -79,6 +82,7 @@ RECORDS_REPORTED = re.compile(
 )
 
 EMULATOR_START_TIMEOUT_S = 300.0
+STARTUP_TIMEOUT_S = 30.0  # a tap that never connects (a broken checkout) fails the run
 TARGET_LATENCY_MS, TARGET_LATENCY_RECORDS, TARGET_WALL_PER_LIMIT = 100, 10_000, 1.5
 TARGET_RECORDS_PER_S = 20_000
 TARGET_RSS_RATIO = 1.2
@@ -748,6 +752,58 @@ def reconcile_main(sizes: Sequence[int], latencies_ms: Sequence[float]) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- startup
+
+
+def first_request_s(listener: socket.socket, argv: list[str], cwd: Path) -> float:
+    """From starting ``argv`` to its first connection reaching ``listener`` (then it is killed)."""
+    started = time.monotonic()
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
+    try:
+        connection, _ = listener.accept()
+        elapsed = time.monotonic() - started
+        connection.close()
+    finally:
+        process.kill()
+        process.wait()
+    listener.settimeout(0.05)  # the killed tap's other connections, if any
+    with contextlib.suppress(OSError):
+        while True:
+            listener.accept()[0].close()
+    listener.settimeout(STARTUP_TIMEOUT_S)
+    return elapsed
+
+
+def startup_main(runs: int, previous: Path | None) -> int:
+    """``--startup``: the tap's start as a user pays it, interpreter and imports included.
+
+    A listening socket stands in for Maesn; the time is taken when the tap's first
+    connection arrives. With ``--previous``, that checkout's tap runs alternately.
+    """
+    checkouts = [REPO_ROOT] + ([previous.resolve()] if previous else [])
+    times: dict[Path, list[float]] = {checkout: [] for checkout in checkouts}
+    with (
+        socket.create_server(("127.0.0.1", 0)) as listener,
+        tempfile.TemporaryDirectory(prefix="tap-startup-") as tmp,
+    ):
+        listener.settimeout(STARTUP_TIMEOUT_S)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        config_path = Path(tmp) / "config.json"
+        config_path.write_text(json.dumps(tap_config(url, DEFAULT_CONCURRENCY)))
+        argv = [sys.executable, "-m", "tap_maesn_qonto", "--config", str(config_path)]
+        for _ in range(runs):
+            for checkout in checkouts:
+                times[checkout].append(first_request_s(listener, argv, checkout))
+    print(f"From the command to the tap's first request, {runs} runs each (seconds):")
+    for checkout, measured in times.items():
+        label = "this checkout" if checkout == REPO_ROOT else f"previous ({checkout})"
+        print(
+            f"  {label}: median {statistics.median(measured):.3f}, "
+            f"min {min(measured):.3f}, max {max(measured):.3f}"
+        )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
@@ -778,6 +834,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the --peer data, tap only, in process at 100 ms: wall without the interpreter's "
         "start, and requests in flight per 50 ms",
     )
+    parser.add_argument(
+        "--startup",
+        type=int,
+        nargs="?",
+        const=9,
+        metavar="RUNS",
+        help="from the command to the tap's first request, median of RUNS (default 9); "
+        "with --previous, alternated with that checkout",
+    )
     # Internal: the bare client whose wall time is the 0 ms limit (run as its own process).
     parser.add_argument(
         "--baseline-client", nargs=2, metavar=("URL", "PAGES"), help=argparse.SUPPRESS
@@ -790,13 +855,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.profile:
         run_profile()
         return 0
-    if args.peer:
+    return run_mode(args)
+
+
+def run_mode(args: argparse.Namespace) -> int:
+    """The mode ``args`` ask for; its exit code (1: a run was incomplete)."""
+    if args.startup:
+        return startup_main(args.startup, args.previous)
+    if args.peer or args.timeline:
         import peer_benchmark  # noqa: PLC0415  (scripts/ is on sys.path: this script's folder)
 
-        return peer_benchmark.main(args.records, args.latencies)
-    if args.timeline:
-        import peer_benchmark  # noqa: PLC0415
-
+        if args.peer:
+            return peer_benchmark.main(args.records, args.latencies)
         records = args.records or peer_benchmark.DEFAULT_RECORDS
         return peer_benchmark.timeline_main(records[0], (args.latencies or [100.0])[0])
     if args.reconcile:

@@ -1,5 +1,5 @@
 """Run the tap with ``python -m tap_maesn_qonto``."""
 
-from tap_maesn_qonto.tap import main
+from tap_maesn_qonto.cli import main
 
 main()

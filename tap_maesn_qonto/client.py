@@ -46,7 +46,7 @@ from tap_maesn_qonto.errors import (
 )
 from tap_maesn_qonto.fullread import FullRead
 from tap_maesn_qonto.lineitems import ROWS_WAITING_AT_MOST, LineBuffer, LineItemsStream
-from tap_maesn_qonto.pager import opening_requests, pages_for, pages_in_flight
+from tap_maesn_qonto.pager import most_lent, opening_requests, pages_for
 from tap_maesn_qonto.pages import PageRequest, Position
 from tap_maesn_qonto.prefetch import Key, spare
 from tap_maesn_qonto.records import PlainRecordMessages
@@ -601,8 +601,8 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
     def _plan_whole_list(self, context: Context | None, order: int, probe: Page) -> None:
         """The opening pages of the whole list's first pass, as ``FullRead`` will ask for them."""
         expected = pages_for(probe.total, int(self.config["page_size"]))
-        # As many as the lookahead holds, plus what a reader at its last pages lends it.
-        ahead = self.run.ahead.lookahead + pages_in_flight(self.run.max_concurrency)
+        # As many as the lookahead holds, plus what a reader at its end lends it.
+        ahead = self.run.ahead.lookahead + most_lent(self.run.max_concurrency)
         requests = opening_requests(self._whole_list(), expected, ahead)
         for step, request in enumerate(requests, start=2):
             self._plan(context, request, partial(self.fetch_page, context, request), (order, step))

@@ -31,7 +31,7 @@ import typing as t
 from dataclasses import dataclass, field, replace
 
 from tap_maesn_qonto.errors import ClientError
-from tap_maesn_qonto.pager import pages_for, pages_in_order
+from tap_maesn_qonto.pager import most_lent, pages_for, pages_in_order
 from tap_maesn_qonto.pages import PageRequest, Position
 
 if t.TYPE_CHECKING:
@@ -203,6 +203,10 @@ class FullRead:
                     read.add(page.number)
                     yield from self._new_records(page, check, newest_created)
                 if check.start_total is not None:
+                    if self.on_spare is not None:
+                        # Only the probe is out, and nothing is taken until it is in: the
+                        # next reads may fill the pass's slots for that round trip too.
+                        self.on_spare(most_lent(self.max_concurrency))
                     self._close_pass(check, newest_created, closing.answer(read))
             finally:
                 closing.close()

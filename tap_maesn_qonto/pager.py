@@ -28,6 +28,7 @@ import contextlib
 import math
 import time
 import typing as t
+from concurrent.futures import FIRST_COMPLETED
 
 from tap_maesn_qonto.errors import EndOfDataError
 from tap_maesn_qonto.pages import PageRequest, Position
@@ -101,6 +102,15 @@ def pages_in_flight(max_concurrency: int) -> int:
     return max_concurrency + 1
 
 
+def most_lent(max_concurrency: int) -> int:
+    """The most in-flight pages a read lends to the reads after it (prefetch.py ``lend``).
+
+    Its window once every page is asked for, and a round more while a whole-list pass
+    waits for its closing probe (fullread.py), when nothing is taken for a round trip.
+    """
+    return 2 * pages_in_flight(max_concurrency)
+
+
 def pages_for(total: int | None, page_size: int) -> int | None:
     """How many pages ``total`` records fill (None: no total reported)."""
     return None if total is None else math.ceil(total / page_size)
@@ -121,6 +131,71 @@ def opening_requests(
     reported = known_before_page_one(expected_pages)
     last = min(count, reported if reported is not None else 1)
     return [query.at(number, position_of(number, reported)) for number in range(1, last + 1)]
+
+
+class _Requests:
+    """One read's page requests: which are out, which are answered, what may go next."""
+
+    def __init__(
+        self,
+        fetch: Fetch,
+        query: PageRequest,
+        pool: concurrent.futures.ThreadPoolExecutor,
+        pace: FetchPace,
+        fetched_ahead: Callable[[PageRequest], bool] | None,
+    ) -> None:
+        self._fetch, self._query, self._pool, self._pace = fetch, query, pool, pace
+        self._fetched_ahead = fetched_ahead
+        self.pending: dict[int, concurrent.futures.Future[Page]] = {}
+        self._sent_here: set[int] = set()  # pending pages this read requests itself
+        self.next_to_submit = 1
+        self.reported: int | None = None  # the page count, once known
+
+    def top_up(self, number: int) -> int:
+        """Send what the window allows; return how many requests of this read are out.
+
+        ``number`` is the page the caller waits for next; without a page count, pages
+        go one at a time past it (the last full one).
+        """
+        window = self._pace.window
+        coming = sum(1 for n in self._sent_here if not self.pending[n].done())
+        while (
+            coming < window
+            and len(self._sent_here) < 2 * window
+            and (
+                (self.reported is not None and self.next_to_submit <= self.reported)
+                or (self.reported is None and self.next_to_submit == number)
+            )
+        ):
+            coming += self._submit(self.next_to_submit)
+            self.next_to_submit += 1
+        return coming
+
+    def answered(self, number: int) -> int:
+        """Wait for page ``number``, topping up as the pages after it are answered.
+
+        A page held up (a retry, a slot another read took first) must not idle the
+        slots of the pages answered before it. Returns the requests still out.
+        """
+        wanted = self.pending[number]
+        coming = self.top_up(number)
+        while not wanted.done():
+            out = [self.pending[n] for n in self._sent_here if not self.pending[n].done()]
+            concurrent.futures.wait([wanted, *out], return_when=FIRST_COMPLETED)
+            coming = self.top_up(number)
+        self._sent_here.discard(number)
+        return coming
+
+    def _submit(self, page_number: int) -> int:
+        """Ask for a page; return 1 if this read sends it itself, 0 if fetched ahead."""
+        request = self._query.at(page_number, position_of(page_number, self.reported))
+        if self._fetched_ahead is not None and self._fetched_ahead(request):
+            # Answered already: not a sample of the pace, nor part of the window.
+            self.pending[page_number] = self._pool.submit(self._fetch, request)
+            return 0
+        self.pending[page_number] = self._pool.submit(self._pace.timed, self._fetch, request)
+        self._sent_here.add(page_number)
+        return 1
 
 
 def pages_in_order(
@@ -149,54 +224,33 @@ def pages_in_order(
     its turn.
     """
     page_size = query.limit
-    if first is None:
-        next_to_submit = number = 1
-        reported = known_before_page_one(expected_pages)
-    else:
+    if first is not None:
         yield first
         if is_last(first, page_size) or not first.records:
             return
-        next_to_submit = number = 2
-        reported = first.total_pages
     in_flight = pages_in_flight(max_concurrency)
     pool = concurrent.futures.ThreadPoolExecutor(
         max_workers=in_flight, thread_name_prefix=thread_name
     )
-    pending: dict[int, concurrent.futures.Future[Page]] = {}
-    sent_here: set[int] = set()  # pending pages this read requests itself
     pace = FetchPace(in_flight)
-
-    def submit(page_number: int) -> int:
-        """Ask for a page; return 1 if this read sends it itself, 0 if fetched ahead."""
-        request = query.at(page_number, position_of(page_number, reported))
-        if fetched_ahead is not None and fetched_ahead(request):
-            pending[page_number] = pool.submit(fetch, request)  # answered: not a pace sample
-            return 0
-        pending[page_number] = pool.submit(pace.timed, fetch, request)
-        sent_here.add(page_number)
-        return 1
-
+    requests = _Requests(fetch, query, pool, pace, fetched_ahead)
+    if first is None:
+        number = 1
+        requests.reported = known_before_page_one(expected_pages)
+    else:
+        number = requests.next_to_submit = 2
+        requests.reported = first.total_pages
     try:
         while True:
-            coming = sum(1 for n in sent_here if not pending[n].done())
-            # Without a page count, fetch one page at a time past the last full one.
-            while (
-                coming < pace.window
-                and len(sent_here) < 2 * pace.window
-                and (
-                    (reported is not None and next_to_submit <= reported)
-                    or (reported is None and next_to_submit == number)
-                )
-            ):
-                coming += submit(next_to_submit)
-                next_to_submit += 1
-            if number not in pending:
+            requests.top_up(number)
+            if number not in requests.pending:
                 return  # the reported page count is reached
-            if on_spare is not None and reported is not None and next_to_submit > reported:
+            coming = requests.answered(number)
+            reported = requests.reported
+            if on_spare is not None and reported is not None and requests.next_to_submit > reported:
                 on_spare(in_flight - coming)
-            sent_here.discard(number)
             try:
-                page = pending.pop(number).result()
+                page = requests.pending.pop(number).result()
             except EndOfDataError:
                 return
             if on_page is not None:
@@ -204,9 +258,9 @@ def pages_in_order(
             with pace.consuming():
                 yield page
             if page.total_pages is not None:
-                reported = page.total_pages
+                requests.reported = page.total_pages
             if is_last(page, page_size) or not page.records:
                 return
             number += 1
     finally:
-        pool.shutdown(wait=not pending, cancel_futures=True)
+        pool.shutdown(wait=not requests.pending, cancel_futures=True)

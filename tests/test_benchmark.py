@@ -58,3 +58,10 @@ def test_record_counts_are_read_from_the_summary_lines() -> None:
         "baseline: 56 records written\n"
     )
     assert BENCHMARK.records_reported(stderr) == 1290
+
+
+def test_startup_is_timed_to_the_first_request_of_a_real_command(capsys) -> None:
+    assert BENCHMARK.startup_main(1, None) == 0
+    out = capsys.readouterr().out
+    median = float(out.split("median ")[1].split(",")[0])
+    assert 0 < median < BENCHMARK.STARTUP_TIMEOUT_S

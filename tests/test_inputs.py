@@ -7,6 +7,7 @@ emulator, and checks the exit code, the single error line and that no key leaks.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tap_maesn_qonto import cli
 from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.errors import InvalidConfigError
 from tap_maesn_qonto.settings import CONFIG_SCHEMA
@@ -571,3 +573,18 @@ def test_malformed_partitions_are_named_in_one_line(tmp_path: Path, partitions: 
         )
         result = _run(_tap("--config", config, "--state", state), tmp_path)
     _assert_one_error(result, "stream 'invoices'", "meltano state clear")
+
+
+def test_the_command_line_collects_garbage_again_once_the_tap_is_imported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # cli.py turns the collector off for the SDK's import only: a run without it would
+    # keep every reference cycle its records make.
+    monkeypatch.setattr(sys, "argv", ["tap-maesn-qonto", "--about"])
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main()
+        assert exit_info.value.code in (0, None)
+        assert gc.isenabled()
+    finally:
+        gc.enable()

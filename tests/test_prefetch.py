@@ -9,6 +9,7 @@ overlap costs no request and changes no record.
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
 import threading
 import time
@@ -312,6 +313,43 @@ def test_answers_that_arrive_together_are_followed_by_the_next_round_at_once() -
         time.sleep(0.01)
     assert sorted(sent) == [1, 2, 3, 4, 5, 6]  # three out again, page 3 not yet taken
     gate.set()
+    assert [page.number for page in pages] == list(range(3, 13))
+    assert sorted(sent) == list(range(1, 13))  # and each page once
+
+
+def test_a_page_held_up_does_not_hold_up_the_pages_after_it() -> None:
+    # Page 2 is late (a retry, a slot another read took first) while the pages after it
+    # are answered: their slots must go to the next pages at once, not when page 2 arrives.
+    release = threading.Event()
+    sent: list[int] = []
+
+    def fetch(request: PageRequest) -> Page:
+        sent.append(request.page)
+        if request.page == 2:
+            assert release.wait(5)
+        else:
+            time.sleep(0.05)  # slow to fetch, quick to consume: the window stays wide
+        return Page(request.page, [{"id": request.page}], 12, 12, 1, ())
+
+    pages = pages_in_order(
+        fetch,
+        None,
+        PageRequest(page=1, limit=1),
+        max_concurrency=2,  # three pages coming, at most six held
+        thread_name="test-page",
+        expected_pages=12,
+    )
+    assert next(pages).number == 1
+    with concurrent.futures.ThreadPoolExecutor(1) as waiter:
+        page_two = waiter.submit(next, pages)  # waits on page 2
+        deadline = time.monotonic() + 5
+        while len(sent) < 7 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)  # nothing more may go out: six pages are held
+        assert sorted(sent) == [1, 2, 3, 4, 5, 6, 7]
+        assert not page_two.done()
+        release.set()
+        assert page_two.result(5).number == 2
     assert [page.number for page in pages] == list(range(3, 13))
     assert sorted(sent) == list(range(1, 13))  # and each page once
 

@@ -50,7 +50,7 @@ WORKFLOWS = sorted([*GITHUB_DIR.glob("workflows/*.yml"), *GITHUB_DIR.glob("workf
 DEPENDABOT = GITHUB_DIR / "dependabot.yml"
 
 TAP_NAME = "tap-maesn-qonto"
-SCRIPT_TARGET = "tap_maesn_qonto.tap:main"
+SCRIPT_TARGET = "tap_maesn_qonto.cli:main"
 
 # Meltano setting kind -> (JSON Schema type, JSON Schema format) in the tap's --about settings.
 KIND_TO_JSON_TYPE: dict[str, tuple[str, str | None]] = {

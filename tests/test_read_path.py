@@ -26,6 +26,7 @@ import pytest
 from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.envelope import Page
 from tap_maesn_qonto.fullread import FullRead, _ClosingProbe
+from tap_maesn_qonto.pager import most_lent
 from tap_maesn_qonto.pages import PageRequest
 from tap_maesn_qonto.tap import TapMaesnQonto
 from tap_maesn_qonto.timestamps import normalize_timestamp
@@ -691,22 +692,27 @@ class _ListServer:
         return Page(request.page, records, total, pages, request.limit, ())
 
 
-def test_a_deletion_before_a_late_page_one_is_caught_whatever_order_pages_answer_in() -> None:
-    # Pages 2 and 3 answer from the list of 35, page 1 and page 4 after a deletion on page 2:
-    # page 1's and page 4's totals agree, yet the record at 30 moved onto page 3, already
-    # read. Only totals that bracket the whole pass reveal it; the pass must be read again.
-    server = _ListServer(35)
-    warnings: list[str] = []
-    read = FullRead(
-        fetch=server.fetch,
+def _read_by_created_date(fetch: t.Callable[[PageRequest], Page], **options: t.Any) -> FullRead:
+    """A whole-list read of pages of 10 under createdDate ASC, four at a time."""
+    return FullRead(
+        fetch=fetch,
         query=PageRequest(page=1, limit=10, order_field="createdDate"),
         identify=lambda record: record["id"],
         key_of=lambda record: None,
         created_of=lambda record: record["createdDate"],
         max_concurrency=4,
         thread_name="test-page",
-        warn=warnings.append,
+        **options,
     )
+
+
+def test_a_deletion_before_a_late_page_one_is_caught_whatever_order_pages_answer_in() -> None:
+    # Pages 2 and 3 answer from the list of 35, page 1 and page 4 after a deletion on page 2:
+    # page 1's and page 4's totals agree, yet the record at 30 moved onto page 3, already
+    # read. Only totals that bracket the whole pass reveal it; the pass must be read again.
+    server = _ListServer(35)
+    warnings: list[str] = []
+    read = _read_by_created_date(server.fetch, warn=warnings.append)
     emitted = [record["id"] for record in read.records()]
     assert sorted(emitted) == sorted(set(emitted))  # each once
     assert {r["id"] for r in server.records} <= set(emitted)  # r30, moved onto page 3
@@ -731,3 +737,32 @@ def test_a_closing_probe_counts_only_if_sent_after_every_page_read_was_answered(
     closing.answer({1, 2, 3, 4})  # page 4 was read too (the list grew): sent again
     assert sent.count("probe") == 2
     closing.close()
+
+
+def test_a_pass_waiting_for_its_closing_probe_lends_the_next_reads_a_round_more() -> None:
+    # Nothing of the pass is taken until the probe answers: unless the reads after it may
+    # fill the pass's slots for that round trip too (prefetch.py), the network idles.
+    records = [
+        {"id": f"r{n:02d}", "createdDate": f"2026-01-01T00:00:{n:02d}.000000Z"} for n in range(25)
+    ]
+    lent: list[int] = []
+    lent_while_closing: list[int] = []
+    probes = 0
+
+    def fetch(request: PageRequest) -> Page:
+        nonlocal probes
+        if request.descending:
+            probes += 1
+            if probes == 2:  # the closing probe (the first opened the pass)
+                lent_while_closing.append(lent[-1])
+            return Page(1, records[::-1][: request.limit], len(records), None, None, ())
+        start = (request.page - 1) * request.limit
+        return Page(request.page, records[start : start + request.limit], 25, 3, 10, ())
+
+    read = _read_by_created_date(fetch, warn=lambda message: None, on_spare=lent.append)
+    assert len(list(read.records())) == 25
+    assert read.complete
+    # Sent early (by the worker that got the last page) or after the pass: either way the
+    # loan is in place by the time the pass waits on it.
+    assert lent[-1] == most_lent(4)
+    assert probes == 2

@@ -10,6 +10,8 @@ not server-driven pauses.
 
 from __future__ import annotations
 
+import collections
+import itertools
 import threading
 import time
 import typing as t
@@ -72,13 +74,28 @@ class AdaptiveLimit:
         self._hold = 0.0  # seconds between changes since the last 429 (0: none yet)
         self._changed_at = 0.0
         self._condition = threading.Condition()
+        self._tickets = itertools.count()
+        self._waiting: collections.deque[int] = collections.deque()  # tickets, in order
 
     def acquire(self, stop: threading.Event | None = None) -> int:
-        """Wait for a free slot (or ``stop``); return the token to release it with."""
+        """Wait for a free slot (or ``stop``); return the token to release it with.
+
+        Slots go to waiters in the order they asked: requests leave in the order they
+        were planned (a read's next page before the pages after it), never in the order
+        the threads happen to wake.
+        """
         with self._condition:
-            while self._in_flight >= self.limit and not (stop is not None and stop.is_set()):
-                self._condition.wait(0.1)
+            ticket = next(self._tickets)
+            self._waiting.append(ticket)
+            try:
+                while (self._waiting[0] != ticket or self._in_flight >= self.limit) and not (
+                    stop is not None and stop.is_set()
+                ):
+                    self._condition.wait(0.1)
+            finally:
+                self._waiting.remove(ticket)
             self._in_flight += 1
+            self._condition.notify_all()  # the next in line may fit too
             return self._epoch
 
     def release(self, token: int, response: requests.Response | None) -> None:

@@ -163,6 +163,48 @@ def test_the_limit_holds_back_workers_beyond_it() -> None:
     assert most == 2
 
 
+def test_slots_go_to_waiters_in_the_order_they_asked() -> None:
+    # A read's next page asks before the pages after it: it must not wait behind them
+    # because their threads happened to wake first.
+    limit = AdaptiveLimit(1)
+    held = limit.acquire()
+    order: list[int] = []
+
+    def work(number: int) -> None:
+        token = limit.acquire()
+        order.append(number)
+        limit.release(token, OK)  # type: ignore[arg-type]
+
+    threads = []
+    for number in range(6):
+        thread = threading.Thread(target=work, args=(number,))
+        thread.start()
+        threads.append(thread)
+        deadline = time.monotonic() + 5
+        while len(limit._waiting) <= number and time.monotonic() < deadline:
+            time.sleep(0.001)
+    limit.release(held, OK)  # type: ignore[arg-type]
+    for thread in threads:
+        thread.join(5)
+    assert order == list(range(6))
+
+
+def test_a_stop_lets_every_waiter_go_at_once() -> None:
+    limit = AdaptiveLimit(1)
+    limit.acquire()
+    stop = threading.Event()
+    passed: list[int] = []
+    threads = [
+        threading.Thread(target=lambda: passed.append(limit.acquire(stop))) for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    stop.set()
+    for thread in threads:
+        thread.join(5)
+    assert len(passed) == 3
+
+
 @pytest.mark.parametrize("max_concurrency", [1, 2, 4, 8])
 def test_never_more_requests_in_flight_than_max_concurrency(max_concurrency: int) -> None:
     # The pager keeps one page more than max_concurrency coming (one is being decoded

@@ -172,6 +172,8 @@ class FullRead:
         drift: str | None = None
         for number in range(1, MAX_PASSES + 1):
             self.passes = number
+            if number > 1 and self.on_spare is not None:
+                self.on_spare(0)  # the loan of the last probe's wait: this pass needs its slots
             # A first pass with nothing emitted before sees exactly what it emits: one set
             # of ids, not two (memory stays flat at ~100 bytes a record).
             check = (

@@ -741,28 +741,34 @@ def test_a_closing_probe_counts_only_if_sent_after_every_page_read_was_answered(
 
 def test_a_pass_waiting_for_its_closing_probe_lends_the_next_reads_a_round_more() -> None:
     # Nothing of the pass is taken until the probe answers: unless the reads after it may
-    # fill the pass's slots for that round trip too (prefetch.py), the network idles.
+    # fill the pass's slots for that round trip too (prefetch.py), the network idles. A
+    # pass read again takes its slots back.
     records = [
         {"id": f"r{n:02d}", "createdDate": f"2026-01-01T00:00:{n:02d}.000000Z"} for n in range(25)
     ]
     lent: list[int] = []
-    lent_while_closing: list[int] = []
+    lent_at_pass_two: list[int] = []
     probes = 0
 
     def fetch(request: PageRequest) -> Page:
         nonlocal probes
         if request.descending:
             probes += 1
-            if probes == 2:  # the closing probe (the first opened the pass)
-                lent_while_closing.append(lent[-1])
-            return Page(1, records[::-1][: request.limit], len(records), None, None, ())
+            # The first pass's closing probe counts one record fewer: one left, read again.
+            total = len(records) - (probes == 2)
+            return Page(1, records[::-1][: request.limit], total, None, None, ())
+        if probes == 3 and not lent_at_pass_two:
+            lent_at_pass_two.append(lent[-1])
         start = (request.page - 1) * request.limit
         return Page(request.page, records[start : start + request.limit], 25, 3, 10, ())
 
     read = _read_by_created_date(fetch, warn=lambda message: None, on_spare=lent.append)
     assert len(list(read.records())) == 25
     assert read.complete
-    # Sent early (by the worker that got the last page) or after the pass: either way the
-    # loan is in place by the time the pass waits on it.
+    assert read.passes == 2
+    assert probes == 4
+    assert lent_at_pass_two == [0]
+    # The loan when each pass waited on its probe (sent early, by the worker that got the
+    # last page, or after the pass: either way in place by the time the pass waits on it).
+    assert lent.count(most_lent(4)) == 2
     assert lent[-1] == most_lent(4)
-    assert probes == 2

@@ -6,6 +6,7 @@
     uv run python scripts/benchmark.py --peer     # beside tap-rest-api-msdk (scripts/peer_benchmark.py)
     uv run python scripts/benchmark.py --timeline # the --peer data, tap in process: requests in flight
     uv run python scripts/benchmark.py --startup  # from the command to the tap's first request
+    uv run python scripts/benchmark.py --alternate DIR  # the --peer data at 100 ms: this tap, DIR's
 
 Every run is the tap as a user runs it, ``python -m tap_maesn_qonto --config cfg.json``, in its
 own process, so its CPU time and peak RSS come from ``os.wait4`` and nothing else is counted. The
@@ -835,6 +836,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "start, and requests in flight per 50 ms",
     )
     parser.add_argument(
+        "--alternate",
+        type=Path,
+        metavar="DIR",
+        help="the --peer data at 100 ms (--latencies), tap only: this checkout and DIR's (git "
+        "worktree add DIR REV) in turn, --runs times each",
+    )
+    parser.add_argument("--runs", type=int, default=5, help="runs each for --alternate")
+    parser.add_argument(
         "--startup",
         type=int,
         nargs="?",
@@ -862,13 +871,16 @@ def run_mode(args: argparse.Namespace) -> int:
     """The mode ``args`` ask for; its exit code (1: a run was incomplete)."""
     if args.startup:
         return startup_main(args.startup, args.previous)
-    if args.peer or args.timeline:
+    if args.peer or args.timeline or args.alternate:
         import peer_benchmark  # noqa: PLC0415  (scripts/ is on sys.path: this script's folder)
 
         if args.peer:
             return peer_benchmark.main(args.records, args.latencies)
-        records = args.records or peer_benchmark.DEFAULT_RECORDS
-        return peer_benchmark.timeline_main(records[0], (args.latencies or [100.0])[0])
+        records = (args.records or peer_benchmark.DEFAULT_RECORDS)[0]
+        latency_ms = (args.latencies or [100.0])[0]
+        if args.alternate:
+            return peer_benchmark.alternate_main(args.alternate, args.runs, records, latency_ms)
+        return peer_benchmark.timeline_main(records, latency_ms)
     if args.reconcile:
         return reconcile_main(args.records or [20_000], args.latencies or [100.0])
     sizes, latencies = (

@@ -25,6 +25,7 @@ import json
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -181,7 +182,11 @@ class Run:
 
 
 def run_counted(
-    client: str, argv: Sequence[str], emulator: bench.EmulatorProcess, workdir: Path
+    client: str,
+    argv: Sequence[str],
+    emulator: bench.EmulatorProcess,
+    workdir: Path,
+    cwd: Path = bench.REPO_ROOT,
 ) -> Run:
     """Run ``argv`` with its stdout counted by a thread of this process, measured like the tap."""
     read_fd, write_fd = os.pipe()
@@ -194,7 +199,7 @@ def run_counted(
     started = time.monotonic()
     try:
         with stderr_path.open("wb") as stderr:
-            usage = bench.run_measured(argv, stderr, stdout=write_fd)
+            usage = bench.run_measured(argv, stderr, stdout=write_fd, cwd=cwd)
     finally:
         os.close(write_fd)  # the child's copy is closed: the reader sees EOF
         reader.join()
@@ -211,11 +216,14 @@ def run_counted(
     return run
 
 
-def run_tap(emulator: bench.EmulatorProcess, workdir: Path) -> Run:
+def run_tap(
+    emulator: bench.EmulatorProcess, workdir: Path, checkout: Path = bench.REPO_ROOT
+) -> Run:
+    """The tap of ``checkout`` (``python -m`` from there runs that checkout's package)."""
     config_path = workdir / "tap-config.json"
     config_path.write_text(json.dumps(bench.tap_config(emulator.url, bench.DEFAULT_CONCURRENCY)))
     argv = [sys.executable, "-m", "tap_maesn_qonto", "--config", str(config_path)]
-    return run_counted("tap", argv, emulator, workdir)
+    return run_counted("tap", argv, emulator, workdir, cwd=checkout)
 
 
 def run_peer(emulator: bench.EmulatorProcess, workdir: Path) -> Run:
@@ -491,6 +499,41 @@ def timeline_main(records: int, latency_ms: float) -> int:
     )
     print("Requests in flight at the middle of each 50 ms:")
     print(" ".join(str(count) for count in busy))
+    return 0
+
+
+def alternate_main(previous: Path, runs: int, records: int, latency_ms: float) -> int:
+    """``benchmark.py --alternate DIR``: this checkout's tap and DIR's, in turn, on the --peer data.
+
+    One emulator, runs interleaved, so a machine whose speed drifts (this one does) moves
+    both alike; medians are compared. 1 when a run was incomplete.
+    """
+    counts = split_counts(records)
+    checkouts = {"this checkout": bench.REPO_ROOT, f"previous ({previous})": previous.resolve()}
+    walls: dict[str, list[float]] = {label: [] for label in checkouts}
+    limit = whole_run_limit_s(counts, latency_ms)
+    with tempfile.TemporaryDirectory(prefix="tap-alternate-") as tmp:
+        workdir = Path(tmp)
+        with bench.EmulatorProcess(records, workdir, counts) as emulator:
+            warm_up(emulator)
+            emulator.set_latency(latency_ms)
+            for _ in range(runs):
+                for label, checkout in checkouts.items():
+                    run = run_tap(emulator, workdir, checkout)
+                    if not run.complete:
+                        print(f"{label}: {run.problem()}\n{run.stderr_tail}")
+                        return 1
+                    walls[label].append(run.usage.wall_s)
+    print(
+        f"{records} records over three streams at {latency_ms:g} ms, {runs} runs each, "
+        f"alternating; limit {limit:.2f} s:"
+    )
+    for label, measured in walls.items():
+        median = statistics.median(measured)
+        print(
+            f"  {label}: median {median:.2f} s ({median / limit:.3f}x the limit), "
+            f"runs {', '.join(f'{wall:.2f}' for wall in measured)}"
+        )
     return 0
 
 

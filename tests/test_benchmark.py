@@ -65,3 +65,10 @@ def test_startup_is_timed_to_the_first_request_of_a_real_command(capsys) -> None
     out = capsys.readouterr().out
     median = float(out.split("median ")[1].split(",")[0])
     assert 0 < median < BENCHMARK.STARTUP_TIMEOUT_S
+
+
+def test_two_checkouts_take_turns_on_the_peer_data(capsys) -> None:
+    peer = load_script("peer_benchmark")  # imports the benchmark module loaded above
+    assert peer.alternate_main(BENCHMARK.REPO_ROOT, 1, 300, 10) == 0
+    out = capsys.readouterr().out
+    assert out.count("median") == 2  # this checkout, and the "previous" one (here the same)

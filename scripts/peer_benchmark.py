@@ -497,6 +497,11 @@ def timeline_main(records: int, latency_ms: float) -> int:
         f"{wall:.2f} s, limit {limit:.2f} s ({wall / limit:.3f}x), {len(sent)} requests for "
         f"{total_pages(counts)} pages; max_concurrency {bench.DEFAULT_CONCURRENCY}."
     )
+    on_wire_ms = sorted((end - begin) * 1000 for begin, end in sent)
+    print(
+        f"Each request on the wire (sent to answer read): median "
+        f"{statistics.median(on_wire_ms):.1f} ms, mean {statistics.mean(on_wire_ms):.1f} ms."
+    )
     print("Requests in flight at the middle of each 50 ms:")
     print(" ".join(str(count) for count in busy))
     return 0

@@ -51,6 +51,7 @@ def serving(handler: t.Callable[..., BaseHTTPRequestHandler]) -> Iterator[str]:
     thread.start()
     try:
         host, port = server.server_address[:2]
+        assert isinstance(host, str)  # getsockname() of an AF_INET socket
         yield f"http://{host}:{port}"
     finally:
         server.shutdown()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import typing as t
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,9 @@ from tap_maesn_qonto.accounts import shard_of
 from tap_maesn_qonto.emulator import Emulator, many_accounts
 from tap_maesn_qonto.timestamps import parse_timestamp
 from tests.helpers import API_KEY, STREAM_RESOURCES, parse_messages, run_cli, sync
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
 
 ACCOUNTS = 200
 PER_RESOURCE = {"invoices": 4, "bills": 3, "bookingProposals": 2}
@@ -27,7 +31,7 @@ def _accounts(keys: list[str]) -> list[dict[str, object]]:
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Emulator:
+def emulator() -> Iterator[Emulator]:
     keys = many_accounts(ACCOUNTS)
     with Emulator(
         accounts=keys, account_counts=dict.fromkeys(keys, PER_RESOURCE), counts=PER_RESOURCE
@@ -35,7 +39,7 @@ def emulator() -> Emulator:
         yield running
 
 
-def _config(emulator: Emulator, **overrides: object) -> dict[str, object]:
+def _config(emulator: Emulator, **overrides: object) -> dict[str, t.Any]:
     keys = sorted(emulator.settings.accounts)
     return {
         "api_key": API_KEY,

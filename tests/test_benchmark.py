@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from tests.helpers import load_script
 
 RECORDS = 300
@@ -60,14 +62,16 @@ def test_record_counts_are_read_from_the_summary_lines() -> None:
     assert BENCHMARK.records_reported(stderr) == 1290
 
 
-def test_startup_is_timed_to_the_first_request_of_a_real_command(capsys) -> None:
+def test_startup_is_timed_to_the_first_request_of_a_real_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert BENCHMARK.startup_main(1, None) == 0
     out = capsys.readouterr().out
     median = float(out.split("median ")[1].split(",")[0])
     assert 0 < median < BENCHMARK.STARTUP_TIMEOUT_S
 
 
-def test_two_checkouts_take_turns_on_the_peer_data(capsys) -> None:
+def test_two_checkouts_take_turns_on_the_peer_data(capsys: pytest.CaptureFixture[str]) -> None:
     peer = load_script("peer_benchmark")  # imports the benchmark module loaded above
     assert peer.alternate_main(BENCHMARK.REPO_ROOT, 1, 300, 10) == 0
     out = capsys.readouterr().out

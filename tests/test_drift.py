@@ -8,12 +8,24 @@ the total fell by more than the creations seen explain.
 
 from __future__ import annotations
 
+import typing as t
+
 import pytest
 
 from tap_maesn_qonto.fullread import PassCheck
 
 
-def _pass(**observed: int) -> PassCheck:
+class Observed(t.TypedDict, total=False):
+    """The counts a pass reports, as PassCheck takes them."""
+
+    first_total: int
+    last_total: int
+    created_during_pass: int
+    distinct: int
+    repeated_ids: int
+
+
+def _pass(**observed: t.Unpack[Observed]) -> PassCheck:
     return PassCheck(**observed)
 
 
@@ -38,7 +50,7 @@ def _pass(**observed: int) -> PassCheck:
         ({"distinct": 42}, None),
     ],
 )
-def test_drift_verdict(observed: dict[str, int], reason: str | None) -> None:
+def test_drift_verdict(observed: Observed, reason: str | None) -> None:
     verdict = _pass(**observed).drift()
     if reason is None:
         assert verdict is None

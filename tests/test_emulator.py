@@ -1040,6 +1040,7 @@ def test_new_knobs_are_validated(emu: Emulator) -> None:
     for knobs, problem in bad_runtime:
         with pytest.raises(ValueError, match=problem):
             emu.configure(**knobs)
+    construction_only: dict[str, Any]
     for construction_only in ({"tie_group_size": 3}, {"account_counts": {}}):
         with pytest.raises(ValueError, match="not a runtime knob"):
             emu.configure(**construction_only)

@@ -157,7 +157,7 @@ HOSTILE_VALUES = st.one_of(
     st.text(min_size=5000, max_size=20000),
     st.text(
         alphabet=st.characters(
-            min_codepoint=0x80, max_codepoint=0x10FFFF, exclude_categories=("Cs",)
+            min_codepoint=0x80, max_codepoint=0x10FFFF, exclude_categories=["Cs"]
         )
     ),
     st.integers(min_value=-(10**40), max_value=10**40),

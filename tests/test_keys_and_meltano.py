@@ -53,7 +53,9 @@ def _one_error(stderr: str) -> str:
     return errors[0]
 
 
-def _accounts_config(emulator: Emulator, accounts: list[dict[str, t.Any]], **overrides: t.Any):
+def _accounts_config(
+    emulator: Emulator, accounts: list[dict[str, t.Any]], **overrides: t.Any
+) -> dict[str, t.Any]:
     config = tap_config(emulator, accounts=accounts, **overrides)
     del config["account_key"]
     return config
@@ -179,7 +181,7 @@ def test_a_wrong_api_key_stops_a_run_of_several_accounts_at_once_in_one_line(
 def test_with_several_accounts_a_wrong_account_key_fails_only_that_account(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    accounts = [
+    accounts: list[dict[str, t.Any]] = [
         {"label": "acme", "account_key": ACCOUNT_KEY},
         {"label": "globex", "account_key": WRONG_ACCOUNT_KEY},
         {"label": "initech", "account_key": SANDBOX_ACCOUNT_KEY, "sandbox": True},

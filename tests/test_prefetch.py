@@ -13,6 +13,7 @@ import concurrent.futures
 import math
 import threading
 import time
+import typing as t
 
 from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.envelope import Page
@@ -22,14 +23,19 @@ from tap_maesn_qonto.prefetch import RequestsAhead, spare
 from tests.helpers import STREAM_RESOURCES, CollectingWriter, TapMaesnQonto, tap_config
 
 
-def _recording(ran: list[str], name: str, gate: threading.Event | None = None):
+def _recording(
+    ran: list[str], name: str, gate: threading.Event | None = None
+) -> t.Callable[[], Page]:
+    """A fetch that records its run and answers ``name``, a stand-in for the Page:
+    RequestsAhead never looks into the answers it holds."""
+
     def fetch() -> str:
         if gate is not None:
             gate.wait(5)
         ran.append(name)
         return name
 
-    return fetch
+    return t.cast("t.Callable[[], Page]", fetch)
 
 
 def _sync_three_streams(
@@ -199,7 +205,7 @@ def test_a_guess_found_needed_moves_up_and_leads_on_and_one_found_not_needed_is_
     ahead = RequestsAhead(max_workers=1, lookahead=1)
     ran: list[str] = []
     gate = threading.Event()
-    followed: list[str] = []
+    followed: list[object] = []  # the answers: names standing in for pages
     ahead.plan(("s", "a", "busy"), _recording(ran, "busy", gate), (0, 0))
     ahead.plan(("s", "a", "probe"), _recording(ran, "probe"), spare((0, 1)))
     ahead.plan(("s", "a", "unneeded"), _recording(ran, "unneeded"), spare((0, 2)))
@@ -222,7 +228,7 @@ def test_a_guess_found_needed_moves_up_and_leads_on_and_one_found_not_needed_is_
 def test_a_needed_guess_already_answered_still_leads_on() -> None:
     ahead = RequestsAhead(max_workers=1, lookahead=2)
     ran: list[str] = []
-    followed: list[str] = []
+    followed: list[object] = []  # the answers: names standing in for pages
     ahead.plan(("s", "a", "probe"), _recording(ran, "probe"), spare((0, 1)))
     deadline = time.monotonic() + 5
     while ran != ["probe"] and time.monotonic() < deadline:
@@ -383,7 +389,7 @@ def test_a_guess_that_fails_is_tried_once_and_answers_none_for_its_reader_to_sen
     tries: list[str] = []
     followed: list[object] = []
 
-    def failing() -> str:
+    def failing() -> Page:
         tries.append("guess")
         raise ConnectionError("reset")
 

@@ -108,8 +108,8 @@ def by_name(settings: list[Mapping], source: str) -> dict[str, Mapping]:
     return {s["name"]: s for s in settings}
 
 
-def workflow_triggers(workflow: Mapping) -> Mapping:
-    # YAML 1.1 (PyYAML) reads the bare key `on` as the boolean True.
+def workflow_triggers(workflow: dict[t.Any, t.Any]) -> Mapping:
+    # YAML 1.1 (PyYAML) reads the bare key `on` as the boolean True, so keys are not all str.
     return workflow.get("on", workflow.get(True)) or {}
 
 
@@ -213,14 +213,16 @@ def schema_errors(instance: Mapping) -> list[str]:
     return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
 
 
-def test_hub_definition_validates_against_the_vendored_meltanohub_schema(hub_definition):
+def test_hub_definition_validates_against_the_vendored_meltanohub_schema(
+    hub_definition: Mapping,
+) -> None:
     errors = schema_errors(hub_definition)
     assert not errors, (
         "The Hub definition is invalid for MeltanoHub; fix these keys:\n" + "\n".join(errors)
     )
 
 
-def test_the_vendored_meltanohub_schema_is_really_enforced(hub_definition):
+def test_the_vendored_meltanohub_schema_is_really_enforced(hub_definition: Mapping) -> None:
     broken = {
         **hub_definition,
         "unknown_key": 1,
@@ -237,7 +239,9 @@ def test_the_vendored_meltanohub_schema_is_really_enforced(hub_definition):
     assert "is not a 'uri'" in errors, "domain_url's format: uri is not checked: check is_uri"
 
 
-def test_hub_definition_identifies_the_plugin(hub_definition, meltano_extractor, pyproject):
+def test_hub_definition_identifies_the_plugin(
+    hub_definition: Mapping, meltano_extractor: Mapping, pyproject: Mapping
+) -> None:
     expected = {
         "name": TAP_NAME,
         "variant": "maesn-qonto",
@@ -258,7 +262,7 @@ def test_hub_definition_identifies_the_plugin(hub_definition, meltano_extractor,
     assert not missing, f"Add the keywords {sorted(missing)} to the Hub definition"
 
 
-def test_every_hub_setting_has_a_label_description_and_kind(hub_definition):
+def test_every_hub_setting_has_a_label_description_and_kind(hub_definition: Mapping) -> None:
     for setting in hub_definition.get("settings", []):
         for key in ("label", "description", "kind"):
             assert setting.get(key), f"Give Hub setting {setting.get('name')!r} a `{key}`"
@@ -272,8 +276,8 @@ def assert_no_problems(problems: list[str], summary: str) -> None:
 
 
 def test_setting_names_agree_between_meltano_yml_hub_and_about(
-    about_settings, meltano_extractor, hub_definition
-):
+    about_settings: dict[str, Mapping], meltano_extractor: Mapping, hub_definition: Mapping
+) -> None:
     problems = []
     for source, settings in described_settings(meltano_extractor, hub_definition).items():
         problems += [
@@ -291,8 +295,8 @@ def test_setting_names_agree_between_meltano_yml_hub_and_about(
 
 
 def test_settings_are_sensitive_exactly_when_the_tap_marks_them_secret(
-    about_settings, meltano_extractor, hub_definition
-):
+    about_settings: dict[str, Mapping], meltano_extractor: Mapping, hub_definition: Mapping
+) -> None:
     problems = []
     for source, settings in described_settings(meltano_extractor, hub_definition).items():
         for name, setting in settings.items():
@@ -305,7 +309,9 @@ def test_settings_are_sensitive_exactly_when_the_tap_marks_them_secret(
     assert_no_problems(problems, "Sensitive settings differ:")
 
 
-def test_no_setting_uses_the_deprecated_password_kind(meltano_extractor, hub_definition):
+def test_no_setting_uses_the_deprecated_password_kind(
+    meltano_extractor: Mapping, hub_definition: Mapping
+) -> None:
     problems = [
         f"setting {name!r} in {source} has `kind: password`, which Meltano deprecates: "
         "use `kind: string` with `sensitive: true`"
@@ -317,9 +323,12 @@ def test_no_setting_uses_the_deprecated_password_kind(meltano_extractor, hub_def
 
 
 def test_setting_kinds_agree_with_the_json_types_of_about(
-    about_settings, meltano_extractor, hub_definition
-):
-    json_type_to_kind = {json_type: kind for kind, json_type in KIND_TO_JSON_TYPE.items()}
+    about_settings: dict[str, Mapping], meltano_extractor: Mapping, hub_definition: Mapping
+) -> None:
+    # Keyed by (type, format); looked up with type None when --about gives no type.
+    json_type_to_kind: dict[tuple[str | None, str | None], str] = {
+        json_type: kind for kind, json_type in KIND_TO_JSON_TYPE.items()
+    }
     problems = []
     for source, settings in described_settings(meltano_extractor, hub_definition).items():
         for name, setting in settings.items():
@@ -343,7 +352,9 @@ def test_setting_kinds_agree_with_the_json_types_of_about(
     assert_no_problems(problems, "Setting kinds disagree with the tap's JSON types:")
 
 
-def test_setting_defaults_agree_with_about(about_settings, meltano_extractor, hub_definition):
+def test_setting_defaults_agree_with_about(
+    about_settings: dict[str, Mapping], meltano_extractor: Mapping, hub_definition: Mapping
+) -> None:
     problems = []
     for source, settings in described_settings(meltano_extractor, hub_definition).items():
         for name, setting in settings.items():
@@ -360,8 +371,8 @@ def test_setting_defaults_agree_with_about(about_settings, meltano_extractor, hu
 
 
 def test_settings_group_validation_is_the_tap_required_settings(
-    about, meltano_extractor, hub_definition
-):
+    about: Mapping, meltano_extractor: Mapping, hub_definition: Mapping
+) -> None:
     # The tap requires api_key plus the accounts in one of their forms.
     required = about["settings"].get("required", [])
     expected = [sorted([*required, form]) for form in ACCOUNT_FORMS]
@@ -373,7 +384,9 @@ def test_settings_group_validation_is_the_tap_required_settings(
         )
 
 
-def test_capabilities_agree(about, meltano_extractor, hub_definition):
+def test_capabilities_agree(
+    about: Mapping, meltano_extractor: Mapping, hub_definition: Mapping
+) -> None:
     tap = about["capabilities"]
     for source, plugin in (("meltano.yml", meltano_extractor), ("the Hub", hub_definition)):
         listed = plugin.get("capabilities", [])
@@ -383,7 +396,9 @@ def test_capabilities_agree(about, meltano_extractor, hub_definition):
         )
 
 
-def test_supported_python_versions_agree(about, hub_definition, pyproject):
+def test_supported_python_versions_agree(
+    about: Mapping, hub_definition: Mapping, pyproject: Mapping
+) -> None:
     versions = about["supported_python_versions"]
     assert hub_definition.get("supported_python_versions") == versions, (
         f"Set `supported_python_versions: {versions}` in the Hub definition (from --about)"
@@ -403,20 +418,20 @@ def test_supported_python_versions_agree(about, hub_definition, pyproject):
 # --------------------------------------------------------------------------- meltano.yml
 
 
-def test_meltano_project_opts_out_of_anonymous_usage_stats(meltano_project):
+def test_meltano_project_opts_out_of_anonymous_usage_stats(meltano_project: Mapping) -> None:
     assert meltano_project.get("send_anonymous_usage_stats") is False, (
         "Set `send_anonymous_usage_stats: false` at the top of meltano.yml"
     )
 
 
-def test_meltano_project_installs_the_tap_from_this_checkout(meltano_extractor):
+def test_meltano_project_installs_the_tap_from_this_checkout(meltano_extractor: Mapping) -> None:
     assert meltano_extractor.get("pip_url") == "-e .", (
         f"Set `pip_url: -e .` on the {TAP_NAME} extractor in meltano.yml, so `meltano install` "
         "uses this checkout"
     )
 
 
-def test_meltano_project_has_a_default_environment(meltano_project):
+def test_meltano_project_has_a_default_environment(meltano_project: Mapping) -> None:
     default = meltano_project.get("default_environment")
     names = [env.get("name") for env in meltano_project.get("environments", [])]
     assert default, (
@@ -428,7 +443,7 @@ def test_meltano_project_has_a_default_environment(meltano_project):
     )
 
 
-def test_meltano_project_pins_duckdb_for_target_duckdb(meltano_project):
+def test_meltano_project_pins_duckdb_for_target_duckdb(meltano_project: Mapping) -> None:
     loaders = {p.get("name"): p for p in meltano_project.get("plugins", {}).get("loaders", [])}
     assert "target-duckdb" in loaders, "Add the target-duckdb loader to meltano.yml"
     requirements = str(loaders["target-duckdb"].get("pip_url", "")).split()
@@ -438,7 +453,7 @@ def test_meltano_project_pins_duckdb_for_target_duckdb(meltano_project):
     )
 
 
-def test_meltano_project_validates_against_meltanos_schema():
+def test_meltano_project_validates_against_meltanos_schema() -> None:
     result = check_jsonschema("vendor.meltano", MELTANO_YML)
     assert result.returncode == 0, (
         f"meltano.yml is invalid for Meltano; fix it:\n{result.stdout}{result.stderr}"
@@ -468,8 +483,9 @@ def check_jsonschema(builtin_schema: str, *paths: Path) -> subprocess.CompletedP
 @pytest.mark.parametrize(
     "name", ["github-workflows.json", "dependabot.json", "meltano.json"], ids=str
 )
-def test_check_jsonschema_ships_its_builtin_schemas(name):
+def test_check_jsonschema_ships_its_builtin_schemas(name: str) -> None:
     vendor = importlib.import_module("check_jsonschema.builtin_schemas.vendor")
+    assert vendor.__file__ is not None
     schema = Path(vendor.__file__).parent / name
     assert schema.is_file(), (
         f"check-jsonschema has no builtin {name}, so validation would need the network: "
@@ -477,7 +493,7 @@ def test_check_jsonschema_ships_its_builtin_schemas(name):
     )
 
 
-def test_check_jsonschema_rejects_an_invalid_workflow_offline(tmp_path):
+def test_check_jsonschema_rejects_an_invalid_workflow_offline(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yml"
     broken.write_text("on: push\njobs:\n  x:\n    steps: []\n    runs_on: ubuntu-latest\n")
     result = check_jsonschema("vendor.github-workflows", broken)
@@ -488,13 +504,13 @@ def test_check_jsonschema_rejects_an_invalid_workflow_offline(tmp_path):
     assert "runs_on" in result.stdout or "runs-on" in result.stdout
 
 
-def test_workflows_validate_against_the_github_workflow_schema():
+def test_workflows_validate_against_the_github_workflow_schema() -> None:
     assert WORKFLOWS, "There are no workflows in .github/workflows/: add test.yml and release.yml."
     result = check_jsonschema("vendor.github-workflows", *WORKFLOWS)
     assert result.returncode == 0, f"Fix these GitHub workflows:\n{result.stdout}{result.stderr}"
 
 
-def test_dependabot_config_validates_against_the_dependabot_schema():
+def test_dependabot_config_validates_against_the_dependabot_schema() -> None:
     assert DEPENDABOT.is_file(), "Add .github/dependabot.yml"
     result = check_jsonschema("vendor.dependabot", DEPENDABOT)
     assert result.returncode == 0, (
@@ -502,7 +518,7 @@ def test_dependabot_config_validates_against_the_dependabot_schema():
     )
 
 
-def test_dependabot_updates_uv_and_github_actions_weekly_with_a_cooldown():
+def test_dependabot_updates_uv_and_github_actions_weekly_with_a_cooldown() -> None:
     updates = {u["package-ecosystem"]: u for u in load_yaml(DEPENDABOT).get("updates", [])}
     for ecosystem in ("uv", "github-actions"):
         assert ecosystem in updates, f"Add a `{ecosystem}` entry to .github/dependabot.yml"
@@ -525,7 +541,7 @@ def all_uses(workflow: Mapping) -> list[str]:
     return uses
 
 
-def test_every_action_is_pinned_to_a_full_commit_sha(workflows):
+def test_every_action_is_pinned_to_a_full_commit_sha(workflows: dict[str, Mapping]) -> None:
     problems = []
     for path in WORKFLOWS:
         found = []
@@ -553,7 +569,7 @@ def test_every_action_is_pinned_to_a_full_commit_sha(workflows):
     assert_no_problems(problems, "Actions are not pinned:")
 
 
-def test_every_workflow_sets_read_only_top_level_permissions(workflows):
+def test_every_workflow_sets_read_only_top_level_permissions(workflows: dict[str, Mapping]) -> None:
     for label, workflow in workflows.items():
         assert "permissions" in workflow, (
             f"{label}: set top-level `permissions: {{contents: read}}` (or `{{}}`)"
@@ -575,7 +591,9 @@ def grants_id_token(permissions: t.Any) -> bool:
     )
 
 
-def test_id_token_write_is_granted_only_to_the_release_publish_job(workflows):
+def test_id_token_write_is_granted_only_to_the_release_publish_job(
+    workflows: dict[str, Mapping],
+) -> None:
     grants = [
         f"{label} (top level)"
         for label, w in workflows.items()
@@ -597,7 +615,9 @@ def steps_using(job: Mapping, action: str) -> list[Mapping]:
     return [s for s in job.get("steps", []) if str(s.get("uses", "")).startswith(f"{action}@")]
 
 
-def test_checkouts_drop_credentials_and_fetch_tags_where_the_version_is_built(workflows):
+def test_checkouts_drop_credentials_and_fetch_tags_where_the_version_is_built(
+    workflows: dict[str, Mapping],
+) -> None:
     problems = []
     for label, workflow in workflows.items():
         for job_id, job in workflow.get("jobs", {}).items():
@@ -617,7 +637,9 @@ def test_checkouts_drop_credentials_and_fetch_tags_where_the_version_is_built(wo
     assert_no_problems(problems, "Checkouts are unsafe or too shallow:")
 
 
-def test_ci_runs_lint_typing_tests_and_a_package_check(workflows, about):
+def test_ci_runs_lint_typing_tests_and_a_package_check(
+    workflows: dict[str, Mapping], about: Mapping
+) -> None:
     workflow = workflows.get(".github/workflows/test.yml")
     assert workflow, "Add .github/workflows/test.yml"
     triggers = workflow_triggers(workflow)
@@ -644,7 +666,9 @@ def test_ci_runs_lint_typing_tests_and_a_package_check(workflows, about):
     )
 
 
-def test_release_publishes_tagged_builds_to_pypi_with_trusted_publishing(workflows):
+def test_release_publishes_tagged_builds_to_pypi_with_trusted_publishing(
+    workflows: dict[str, Mapping],
+) -> None:
     workflow = workflows.get(".github/workflows/release.yml")
     assert workflow, "Add .github/workflows/release.yml"
     triggers = workflow_triggers(workflow)
@@ -672,7 +696,7 @@ def test_release_publishes_tagged_builds_to_pypi_with_trusted_publishing(workflo
 # --------------------------------------------------------------------------- pyproject.toml
 
 
-def test_pyproject_builds_with_hatchling_and_a_vcs_version(pyproject):
+def test_pyproject_builds_with_hatchling_and_a_vcs_version(pyproject: Mapping) -> None:
     build = pyproject.get("build-system", {})
     assert build.get("build-backend") == "hatchling.build", (
         'Set `build-backend = "hatchling.build"` in [build-system]'
@@ -690,7 +714,7 @@ def test_pyproject_builds_with_hatchling_and_a_vcs_version(pyproject):
     )
 
 
-def test_pyproject_declares_license_readme_and_urls(pyproject):
+def test_pyproject_declares_license_readme_and_urls(pyproject: Mapping) -> None:
     project = pyproject["project"]
     assert project.get("name") == TAP_NAME, f'Set `name = "{TAP_NAME}"` in [project]'
     assert project.get("description"), "Give [project] a `description`"
@@ -712,14 +736,18 @@ def test_pyproject_declares_license_readme_and_urls(pyproject):
         )
 
 
-def test_pyproject_classifiers_name_every_supported_python(pyproject, about):
+def test_pyproject_classifiers_name_every_supported_python(
+    pyproject: Mapping, about: Mapping
+) -> None:
     classifiers = pyproject["project"].get("classifiers", [])
     for version in about["supported_python_versions"]:
         classifier = f"Programming Language :: Python :: {version}"
         assert classifier in classifiers, f"Add the classifier {classifier!r} to pyproject.toml"
 
 
-def test_pyproject_installs_the_tap_console_script(pyproject, hub_definition):
+def test_pyproject_installs_the_tap_console_script(
+    pyproject: Mapping, hub_definition: Mapping
+) -> None:
     scripts = pyproject["project"].get("scripts", {})
     assert scripts.get(TAP_NAME) == SCRIPT_TARGET, (
         f'Set `{TAP_NAME} = "{SCRIPT_TARGET}"` in [project.scripts]'
@@ -737,7 +765,9 @@ def test_pyproject_installs_the_tap_console_script(pyproject, hub_definition):
 BUILT_IN_SETTINGS = {"stream_maps", "stream_map_config", "faker_config"}
 
 
-def test_readme_documents_every_setting_with_its_environment_variable(about_settings):
+def test_readme_documents_every_setting_with_its_environment_variable(
+    about_settings: dict[str, Mapping],
+) -> None:
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     for name in about_settings:
         if name in BUILT_IN_SETTINGS or name.startswith("flattening_"):

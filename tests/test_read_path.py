@@ -65,6 +65,14 @@ def _whole_list(config: dict[str, t.Any]) -> dict[str, t.Any]:
     return config
 
 
+@t.overload
+def _utc(value: str) -> str: ...
+
+
+@t.overload
+def _utc(value: None) -> None: ...
+
+
 def _utc(value: str | None) -> str | None:
     return None if value is None else normalize_timestamp(value)
 

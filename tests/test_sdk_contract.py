@@ -172,13 +172,13 @@ def test_skipping_the_per_record_bookmark_of_whole_list_reads_leaves_every_state
         whole_list = tap_config(emulator, page_size=50)
         del whole_list["start_date"]
         window = tap_config(emulator, page_size=50, max_concurrency=1)  # resumable states
-        runs = []
+        runs: list[tuple[SyncResult, SyncResult]] = []
         for config, state in ((whole_list, None), (window, None), (whole_list, "previous")):
             if state:
                 emulator.mutate("invoices", update=30, create=5)
-            run = sync(config, state=state and runs[-1][0].final_state)
+            run = sync(config, state=runs[-1][0].final_state if state else None)
             with every_record_moves_it:
-                by_the_sdk = sync(config, state=state and runs[-1][1].final_state)
+                by_the_sdk = sync(config, state=runs[-1][1].final_state if state else None)
             runs.append((run, by_the_sdk))
     for run, by_the_sdk in runs:
         assert len(run.states) > 2

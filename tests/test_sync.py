@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import re
+from typing import overload
 
 import jsonschema
 import pytest
@@ -23,6 +24,7 @@ from tap_maesn_qonto.timestamps import (
 from tests.helpers import (
     SANDBOX_ACCOUNT_KEY,
     STREAM_RESOURCES,
+    SyncResult,
     bookmark,
     state_at,
     sync,
@@ -159,7 +161,7 @@ def test_second_run_emits_what_changed_since_and_close_to_nothing_else() -> None
         assert len(again) < 10
 
 
-def first_updated(result, record_id: str) -> str | None:
+def first_updated(result: SyncResult, record_id: str) -> str | None:
     for message in result.messages:
         if (
             message["type"] == "RECORD"
@@ -203,6 +205,14 @@ def test_records_older_than_the_start_are_dropped_when_the_server_ignores_the_fi
                 or _utc(r["updatedDate"]) >= "2025-06-01T00:00:00.000000Z"
             }
             assert set(result.ids(stream)) == expected
+
+
+@overload
+def _utc(value: str) -> str: ...
+
+
+@overload
+def _utc(value: None) -> None: ...
 
 
 def _utc(value: str | None) -> str | None:

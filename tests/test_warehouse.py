@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tomllib
+import typing as t
 from copy import deepcopy
 from decimal import Decimal
 from pathlib import Path
@@ -40,7 +41,7 @@ def _script(name: str) -> ModuleType:
 check_warehouse = _script("check_warehouse")
 pg_server = _script("pg_server")
 
-SERVED = {
+SERVED: dict[str, t.Any] = {
     "id": "inv-1",
     "totalAmount": Decimal("47947.724043644385255950"),
     "sumNetAmount": Decimal("22.10"),
@@ -62,7 +63,7 @@ SERVED = {
 }
 # What a correct load looks like: UTC timestamps (naive at top level, as in a
 # `timestamp without time zone` column), line items back from JSON.
-LOADED = {
+LOADED: dict[str, t.Any] = {
     **deepcopy(SERVED),
     "updatedDate": "2026-03-04T08:00:00.123",
     "invoiceDate": "2026-03-04T00:00:00",
@@ -71,12 +72,13 @@ LOADED = {
 }
 
 
-def report_for(rows: list[dict], deleted: set[str] | None = None):
+def report_for(rows: list[dict], deleted: set[str] | None = None) -> t.Any:
+    """check_warehouse's TableReport (the script is loaded from its file, so untyped here)."""
     truth = check_warehouse.Truth({"inv-1": deepcopy(SERVED)}, deleted or set())
     return check_warehouse.compare_table("invoices", truth, rows)
 
 
-def test_a_faithful_load_passes_and_counts_what_it_compared():
+def test_a_faithful_load_passes_and_counts_what_it_compared() -> None:
     report = report_for([deepcopy(LOADED)])
     assert report.ok(), report.tally.examples
     assert report.tally.money == 7  # 4 top-level numbers + 3 in line items
@@ -96,19 +98,19 @@ def test_a_faithful_load_passes_and_counts_what_it_compared():
         ("status", "paid", "value"),
     ],
 )
-def test_each_kind_of_loss_is_caught(field, stored, kind):
+def test_each_kind_of_loss_is_caught(field: str, stored: object, kind: str) -> None:
     row = {**deepcopy(LOADED), field: stored}
     report = report_for([row])
     assert not report.ok()
     assert report.tally.examples[0].startswith(kind), report.tally.examples
 
 
-def test_the_same_instant_in_another_offset_passes():
+def test_the_same_instant_in_another_offset_passes() -> None:
     row = {**deepcopy(LOADED), "updatedDate": "2026-03-04T09:00:00.123+01:00"}
     assert report_for([row]).ok()
 
 
-def test_line_items_must_be_intact_and_in_order():
+def test_line_items_must_be_intact_and_in_order() -> None:
     for change in (
         lambda items: items.pop(),
         lambda items: items.reverse(),
@@ -123,7 +125,7 @@ def test_line_items_must_be_intact_and_in_order():
         assert report.tally.line_items_wrong == 1
 
 
-def test_line_items_kept_as_json_text_are_compared_too():
+def test_line_items_kept_as_json_text_are_compared_too() -> None:
     """As JSON-typed columns (DuckDB) and text files (CSV) keep them; numbers as written."""
     row = deepcopy(LOADED)
     text = json.dumps(row["lineItems"], default=lambda d: f"@{d}@")
@@ -134,7 +136,7 @@ def test_line_items_kept_as_json_text_are_compared_too():
     assert not report_for([row]).ok()
 
 
-def test_duplicates_missing_and_deleted_rows_are_counted():
+def test_duplicates_missing_and_deleted_rows_are_counted() -> None:
     assert report_for([deepcopy(LOADED), deepcopy(LOADED)]).duplicates == 1
     assert not report_for([deepcopy(LOADED), deepcopy(LOADED)]).ok()
     assert report_for([]).missing == 1
@@ -146,7 +148,7 @@ def test_duplicates_missing_and_deleted_rows_are_counted():
     assert not report_for([deepcopy(LOADED), {**gone, "id": "stranger"}]).ok()
 
 
-def test_the_printed_table_is_aligned():
+def test_the_printed_table_is_aligned() -> None:
     good = report_for([deepcopy(LOADED)])
     bad = report_for([{**deepcopy(LOADED), "totalAmount": 1.5}])
     bad.table = "booking_proposals"  # a longer name than the header's column
@@ -159,7 +161,7 @@ def test_the_printed_table_is_aligned():
     assert header.index("result") == first.index("OK") == second.index("MISMATCH")
 
 
-def test_truth_is_read_from_a_running_emulator_over_http():
+def test_truth_is_read_from_a_running_emulator_over_http() -> None:
     with Emulator(counts={"invoices": 120, "bills": 7, "bookingProposals": 3}) as emulator:
         emulator.mutate("invoices", update=3, create=2, delete=4)
         truths = check_warehouse.fetch_truth(emulator.url)
@@ -177,7 +179,7 @@ def _postgres_bin_dirs() -> list[Path]:
 
 
 @pytest.mark.skipif(not _postgres_bin_dirs(), reason="no PostgreSQL server binaries here")
-def test_pg_server_listens_on_loopback_only_and_leaves_nothing_behind(tmp_path):
+def test_pg_server_listens_on_loopback_only_and_leaves_nothing_behind(tmp_path: Path) -> None:
     state = tmp_path / "pg.json"
     started = subprocess.run(
         [
@@ -219,7 +221,7 @@ def test_pg_server_listens_on_loopback_only_and_leaves_nothing_behind(tmp_path):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("faker") is None, reason="faker extra not installed")
-def test_a_stream_map_using_faker_works_with_the_faker_extra(tmp_path):
+def test_a_stream_map_using_faker_works_with_the_faker_extra(tmp_path: Path) -> None:
     """`fake.name()` in a stream map: what `faker_config` is advertised for."""
     with Emulator(counts={"invoices": 12, "bills": 0, "bookingProposals": 0}) as emulator:
         config = {
@@ -264,6 +266,6 @@ def test_a_stream_map_using_faker_works_with_the_faker_extra(tmp_path):
     assert all(isinstance(name, str) and " " in name for name in names[0])
 
 
-def test_the_faker_extra_is_declared():
+def test_the_faker_extra_is_declared() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["optional-dependencies"]["faker"] == ["singer-sdk[faker]~=0.54.9"]

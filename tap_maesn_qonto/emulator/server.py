@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .data import (
@@ -379,7 +379,7 @@ class Emulator:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> Emulator:
+    def start(self) -> Self:
         if self._server is None:
             self._closing.clear()
             self._server = _Server((self.settings.host, self.settings.port), self)
@@ -408,7 +408,7 @@ class Emulator:
             self._serve_thread.join()
         self._server = None
 
-    def __enter__(self) -> Emulator:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

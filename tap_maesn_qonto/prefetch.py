@@ -39,7 +39,6 @@ import typing as t
 if t.TYPE_CHECKING:
     from collections.abc import Callable
 
-    from tap_maesn_qonto.envelope import Page
 
 #: A planned request's key: (stream name, account label, the request itself); its first
 #: two parts name the partition.
@@ -56,7 +55,11 @@ def spare(order: tuple[int, ...]) -> tuple[float, ...]:
     return (math.inf, *order)
 
 
-class RequestsAhead:
+#: What a fetch answers (a page; this module never looks inside).
+Answer = t.TypeVar("Answer")
+
+
+class RequestsAhead(t.Generic[Answer]):
     """Runs planned fetches in sync order, ahead of their turn, and hands out their results."""
 
     def __init__(self, max_workers: int, lookahead: int) -> None:
@@ -66,10 +69,10 @@ class RequestsAhead:
         self.lookahead = lookahead
         self._lock = threading.Lock()
         self._queue: list[tuple[tuple[float, ...], int, Key]] = []  # heap by sync order
-        self._planned: dict[Key, Callable[[], Page]] = {}
-        self._started: dict[Key, concurrent.futures.Future[Page | None]] = {}
-        self._then: dict[Key, Callable[[Page], None]] = {}  # what a planned answer leads to
-        self._answers: dict[Key, Page] = {}  # started and answered, not yet taken
+        self._planned: dict[Key, Callable[[], Answer]] = {}
+        self._started: dict[Key, concurrent.futures.Future[Answer | None]] = {}
+        self._then: dict[Key, Callable[[Answer], None]] = {}  # what a planned answer leads to
+        self._answers: dict[Key, Answer] = {}  # started and answered, not yet taken
         self._of_partition: dict[Key, set[Key]] = {}  # planned or started, by partition
         self._tie = itertools.count()
         self._closed = False
@@ -81,9 +84,9 @@ class RequestsAhead:
     def plan(
         self,
         key: Key,
-        fetch: Callable[[], Page],
+        fetch: Callable[[], Answer],
         order: tuple[float, ...],
-        then: Callable[[Page], None] | None = None,
+        then: Callable[[Answer], None] | None = None,
     ) -> None:
         """Queue ``fetch`` under ``key``; it starts when it is next in ``order`` and a slot is free.
 
@@ -120,7 +123,7 @@ class RequestsAhead:
             self._drop(key)
         self._top_up()
 
-    def take(self, key: Key) -> concurrent.futures.Future[Page | None] | None:
+    def take(self, key: Key) -> concurrent.futures.Future[Answer | None] | None:
         """The started fetch of ``key`` (then forgotten), or None: the caller fetches it.
 
         The fetch's answer is None for a guess that failed: the caller fetches it too.
@@ -192,7 +195,7 @@ class RequestsAhead:
                     guess = order[0] == math.inf
                     self._started[key] = self._pool.submit(self._run, key, fetch, guess)
 
-    def _run(self, key: Key, fetch: Callable[[], Page], guess: bool) -> Page | None:
+    def _run(self, key: Key, fetch: Callable[[], Answer], guess: bool) -> Answer | None:
         """Fetch, then plan what follows from the answer before any reader can have it.
 
         A reader that got the answer first would send those next requests itself, and

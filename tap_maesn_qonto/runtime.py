@@ -28,6 +28,8 @@ if t.TYPE_CHECKING:
 
     import requests
 
+    from tap_maesn_qonto.envelope import Page
+
 _EXIT_CODES = {
     signal.SIGINT: ExitCode.INTERRUPTED_SIGINT,
     signal.SIGTERM: ExitCode.INTERRUPTED_SIGTERM,
@@ -61,7 +63,7 @@ class RunContext:
         return AdaptiveLimit(self.max_concurrency)
 
     @cached_property
-    def ahead(self) -> RequestsAhead:
+    def ahead(self) -> RequestsAhead[Page]:
         """Requests fetched ahead of their partition's turn (see prefetch.py)."""
         return RequestsAhead(self.max_concurrency, lookahead=2 * self.max_concurrency)
 

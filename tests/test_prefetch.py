@@ -25,9 +25,8 @@ from tests.helpers import STREAM_RESOURCES, CollectingWriter, TapMaesnQonto, tap
 
 def _recording(
     ran: list[str], name: str, gate: threading.Event | None = None
-) -> t.Callable[[], Page]:
-    """A fetch that records its run and answers ``name``, a stand-in for the Page:
-    RequestsAhead never looks into the answers it holds."""
+) -> t.Callable[[], str]:
+    """A fetch that records its run and answers ``name`` (RequestsAhead holds any answer)."""
 
     def fetch() -> str:
         if gate is not None:
@@ -35,7 +34,7 @@ def _recording(
         ran.append(name)
         return name
 
-    return t.cast("t.Callable[[], Page]", fetch)
+    return fetch
 
 
 def _sync_three_streams(
@@ -68,7 +67,7 @@ def _sync_three_streams(
 
 
 def test_planned_requests_run_in_sync_order_whatever_order_they_were_planned_in() -> None:
-    ahead = RequestsAhead(max_workers=1, lookahead=1)
+    ahead = RequestsAhead[str](max_workers=1, lookahead=1)
     ran: list[str] = []
     gate = threading.Event()
     ahead.plan(("s", "blocker"), _recording(ran, "blocker", gate), (0, 0))
@@ -86,7 +85,7 @@ def test_planned_requests_run_in_sync_order_whatever_order_they_were_planned_in(
 
 
 def test_no_more_than_the_lookahead_is_started_and_not_yet_taken() -> None:
-    ahead = RequestsAhead(max_workers=4, lookahead=2)
+    ahead = RequestsAhead[str](max_workers=4, lookahead=2)
     ran: list[str] = []
     for number in range(5):
         ahead.plan(("s", number), _recording(ran, f"page {number}"), (0, number))
@@ -108,7 +107,7 @@ def test_no_more_than_the_lookahead_is_started_and_not_yet_taken() -> None:
 
 
 def test_a_request_taken_before_it_started_is_left_to_its_reader_and_never_sent() -> None:
-    ahead = RequestsAhead(max_workers=1, lookahead=1)
+    ahead = RequestsAhead[str](max_workers=1, lookahead=1)
     ran: list[str] = []
     gate = threading.Event()
     ahead.plan(("s", "busy"), _recording(ran, "busy", gate), (0, 0))
@@ -123,7 +122,7 @@ def test_a_request_taken_before_it_started_is_left_to_its_reader_and_never_sent(
 
 
 def test_discarding_a_partition_frees_the_lookahead_for_the_next() -> None:
-    ahead = RequestsAhead(max_workers=2, lookahead=2)
+    ahead = RequestsAhead[str](max_workers=2, lookahead=2)
     ran: list[str] = []
     ahead.plan(("invoices", "a", 1), _recording(ran, "a1"), (0, 0))
     ahead.plan(("invoices", "a", 2), _recording(ran, "a2"), (0, 1))
@@ -151,7 +150,7 @@ def test_streams_overlap_without_an_extra_request_or_a_changed_record() -> None:
 
 
 def test_a_reader_at_its_last_pages_lends_its_unused_budget_until_its_partition_ends() -> None:
-    ahead = RequestsAhead(max_workers=4, lookahead=1)
+    ahead = RequestsAhead[str](max_workers=4, lookahead=1)
     ran: list[str] = []
     for number in range(4):
         ahead.plan(("bills", "a", number), _recording(ran, f"bills {number}"), (1, number))
@@ -172,7 +171,7 @@ def test_nothing_is_planned_for_a_partition_whose_read_has_ended() -> None:
     # A probe still in flight when its partition's read ended (the reader fell back to
     # something else) must not plan pages that nobody will take: they would hold the
     # lookahead for good.
-    ahead = RequestsAhead(max_workers=1, lookahead=1)
+    ahead = RequestsAhead[str](max_workers=1, lookahead=1)
     ran: list[str] = []
     ahead.discard(("bills", "a"))
     ahead.plan(("bills", "a", 1), _recording(ran, "a1"), (0, 2))
@@ -186,7 +185,7 @@ def test_nothing_is_planned_for_a_partition_whose_read_has_ended() -> None:
 
 
 def test_a_guess_runs_only_in_a_slot_nothing_planned_would_use() -> None:
-    ahead = RequestsAhead(max_workers=1, lookahead=1)
+    ahead = RequestsAhead[str](max_workers=1, lookahead=1)
     ran: list[str] = []
     gate = threading.Event()
     ahead.plan(("s", "a", "first"), _recording(ran, "first", gate), (0, 0))
@@ -202,10 +201,10 @@ def test_a_guess_runs_only_in_a_slot_nothing_planned_would_use() -> None:
 
 
 def test_a_guess_found_needed_moves_up_and_leads_on_and_one_found_not_needed_is_dropped() -> None:
-    ahead = RequestsAhead(max_workers=1, lookahead=1)
+    ahead = RequestsAhead[str](max_workers=1, lookahead=1)
     ran: list[str] = []
     gate = threading.Event()
-    followed: list[object] = []  # the answers: names standing in for pages
+    followed: list[str] = []
     ahead.plan(("s", "a", "busy"), _recording(ran, "busy", gate), (0, 0))
     ahead.plan(("s", "a", "probe"), _recording(ran, "probe"), spare((0, 1)))
     ahead.plan(("s", "a", "unneeded"), _recording(ran, "unneeded"), spare((0, 2)))
@@ -226,9 +225,9 @@ def test_a_guess_found_needed_moves_up_and_leads_on_and_one_found_not_needed_is_
 
 
 def test_a_needed_guess_already_answered_still_leads_on() -> None:
-    ahead = RequestsAhead(max_workers=1, lookahead=2)
+    ahead = RequestsAhead[str](max_workers=1, lookahead=2)
     ran: list[str] = []
-    followed: list[object] = []  # the answers: names standing in for pages
+    followed: list[str] = []
     ahead.plan(("s", "a", "probe"), _recording(ran, "probe"), spare((0, 1)))
     deadline = time.monotonic() + 5
     while ran != ["probe"] and time.monotonic() < deadline:
@@ -363,7 +362,7 @@ def test_a_page_held_up_does_not_hold_up_the_pages_after_it() -> None:
 def test_what_follows_from_an_answer_is_planned_before_a_reader_has_the_answer() -> None:
     # Else the reader would send the next requests itself, and the plans made a moment
     # later would send them a second time.
-    ahead = RequestsAhead(max_workers=2, lookahead=2)
+    ahead = RequestsAhead[str](max_workers=2, lookahead=2)
     ran: list[str] = []
 
     def plan_next(answer: object) -> None:
@@ -385,11 +384,11 @@ def test_what_follows_from_an_answer_is_planned_before_a_reader_has_the_answer()
 
 
 def test_a_guess_that_fails_is_tried_once_and_answers_none_for_its_reader_to_send_again() -> None:
-    ahead = RequestsAhead(max_workers=1, lookahead=1)
+    ahead = RequestsAhead[str](max_workers=1, lookahead=1)
     tries: list[str] = []
-    followed: list[object] = []
+    followed: list[str] = []
 
-    def failing() -> Page:
+    def failing() -> str:
         tries.append("guess")
         raise ConnectionError("reset")
 

@@ -158,7 +158,7 @@ class _Requests:
         go one at a time past it (the last full one).
         """
         window = self._pace.window
-        coming = sum(1 for n in self._sent_here if not self.pending[n].done())
+        coming = self._coming()
         while (
             coming < window
             and len(self._sent_here) < 2 * window
@@ -178,13 +178,16 @@ class _Requests:
         slots of the pages answered before it. Returns the requests still out.
         """
         wanted = self.pending[number]
-        coming = self.top_up(number)
         while not wanted.done():
             out = [self.pending[n] for n in self._sent_here if not self.pending[n].done()]
             concurrent.futures.wait([wanted, *out], return_when=FIRST_COMPLETED)
-            coming = self.top_up(number)
+            self.top_up(number)
         self._sent_here.discard(number)
-        return coming
+        return self._coming()
+
+    def _coming(self) -> int:
+        """Requests this read sent itself that are not answered yet."""
+        return sum(1 for n in self._sent_here if not self.pending[n].done())
 
     def _submit(self, page_number: int) -> int:
         """Ask for a page; return 1 if this read sends it itself, 0 if fetched ahead."""

@@ -6,7 +6,7 @@
     uv run python scripts/benchmark.py --peer     # beside tap-rest-api-msdk (scripts/peer_benchmark.py)
     uv run python scripts/benchmark.py --timeline # the --peer data, tap in process: requests in flight
     uv run python scripts/benchmark.py --startup  # from the command to the tap's first request
-    uv run python scripts/benchmark.py --alternate DIR  # the --peer data at 100 ms: this tap, DIR's
+    uv run python scripts/benchmark.py --alternate --previous DIR  # --peer data, 100 ms: two taps
 
 Every run is the tap as a user runs it, ``python -m tap_maesn_qonto --config cfg.json``, in its
 own process, so its CPU time and peak RSS come from ``os.wait4`` and nothing else is counted. The
@@ -775,14 +775,21 @@ def first_request_s(listener: socket.socket, argv: list[str], cwd: Path) -> floa
     return elapsed
 
 
+def checkouts(previous: Path | None) -> dict[str, Path]:
+    """The checkouts whose taps run in turn, by label: this one, and ``--previous`` if given."""
+    labelled = {"this checkout": REPO_ROOT}
+    if previous is not None:
+        labelled[f"previous ({previous})"] = previous.resolve()
+    return labelled
+
+
 def startup_main(runs: int, previous: Path | None) -> int:
     """``--startup``: the tap's start as a user pays it, interpreter and imports included.
 
     A listening socket stands in for Maesn; the time is taken when the tap's first
     connection arrives. With ``--previous``, that checkout's tap runs alternately.
     """
-    checkouts = [REPO_ROOT] + ([previous.resolve()] if previous else [])
-    times: dict[Path, list[float]] = {checkout: [] for checkout in checkouts}
+    times: dict[str, list[float]] = {label: [] for label in checkouts(previous)}
     with (
         socket.create_server(("127.0.0.1", 0)) as listener,
         tempfile.TemporaryDirectory(prefix="tap-startup-") as tmp,
@@ -793,11 +800,10 @@ def startup_main(runs: int, previous: Path | None) -> int:
         config_path.write_text(json.dumps(tap_config(url, DEFAULT_CONCURRENCY)))
         argv = [sys.executable, "-m", "tap_maesn_qonto", "--config", str(config_path)]
         for _ in range(runs):
-            for checkout in checkouts:
-                times[checkout].append(first_request_s(listener, argv, checkout))
+            for label, checkout in checkouts(previous).items():
+                times[label].append(first_request_s(listener, argv, checkout))
     print(f"From the command to the tap's first request, {runs} runs each (seconds):")
-    for checkout, measured in times.items():
-        label = "this checkout" if checkout == REPO_ROOT else f"previous ({checkout})"
+    for label, measured in times.items():
         print(
             f"  {label}: median {statistics.median(measured):.3f}, "
             f"min {min(measured):.3f}, max {max(measured):.3f}"
@@ -815,7 +821,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--previous",
         type=Path,
         help="a checkout of an earlier version (git worktree add DIR REV): its tap runs "
-        "concurrent beside this one, on the same emulator",
+        "concurrent beside this one, on the same emulator (also for --startup and --alternate)",
     )
     parser.add_argument(
         "--reconcile",
@@ -837,26 +843,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--alternate",
-        type=Path,
-        metavar="DIR",
-        help="the --peer data at 100 ms (--latencies), tap only: this checkout and DIR's (git "
-        "worktree add DIR REV) in turn, --runs times each",
+        action="store_true",
+        help="the --peer data at 100 ms (--latencies), tap only: this checkout and --previous "
+        "DIR's in turn, --runs times each",
     )
-    parser.add_argument("--runs", type=int, default=5, help="runs each for --alternate")
     parser.add_argument(
         "--startup",
-        type=int,
-        nargs="?",
-        const=9,
-        metavar="RUNS",
-        help="from the command to the tap's first request, median of RUNS (default 9); "
-        "with --previous, alternated with that checkout",
+        action="store_true",
+        help="from the command to the tap's first request, --runs times; with --previous, "
+        "alternated with that checkout",
+    )
+    parser.add_argument(
+        "--runs", type=int, default=5, help="runs each for --alternate and --startup"
     )
     # Internal: the bare client whose wall time is the 0 ms limit (run as its own process).
     parser.add_argument(
         "--baseline-client", nargs=2, metavar=("URL", "PAGES"), help=argparse.SUPPRESS
     )
     args = parser.parse_args(argv)
+    if args.alternate and args.previous is None:
+        parser.error("--alternate needs --previous DIR, the checkout to run in turn with")
     if args.baseline_client:
         url, pages = args.baseline_client
         baseline_main(url, int(pages))
@@ -870,7 +876,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_mode(args: argparse.Namespace) -> int:
     """The mode ``args`` ask for; its exit code (1: a run was incomplete)."""
     if args.startup:
-        return startup_main(args.startup, args.previous)
+        return startup_main(args.runs, args.previous)
     if args.peer or args.timeline or args.alternate:
         import peer_benchmark  # noqa: PLC0415  (scripts/ is on sys.path: this script's folder)
 
@@ -879,7 +885,7 @@ def run_mode(args: argparse.Namespace) -> int:
         records = (args.records or peer_benchmark.DEFAULT_RECORDS)[0]
         latency_ms = (args.latencies or [100.0])[0]
         if args.alternate:
-            return peer_benchmark.alternate_main(args.alternate, args.runs, records, latency_ms)
+            return peer_benchmark.alternate_main(args.previous, args.runs, records, latency_ms)
         return peer_benchmark.timeline_main(records, latency_ms)
     if args.reconcile:
         return reconcile_main(args.records or [20_000], args.latencies or [100.0])

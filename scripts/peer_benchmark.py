@@ -508,13 +508,13 @@ def timeline_main(records: int, latency_ms: float) -> int:
 
 
 def alternate_main(previous: Path, runs: int, records: int, latency_ms: float) -> int:
-    """``benchmark.py --alternate DIR``: this checkout's tap and DIR's, in turn, on the --peer data.
+    """``benchmark.py --alternate --previous DIR``: this checkout's tap and DIR's, in turn.
 
-    One emulator, runs interleaved, so a machine whose speed drifts (this one does) moves
-    both alike; medians are compared. 1 when a run was incomplete.
+    The --peer data, on one emulator, runs interleaved, so a machine whose speed drifts
+    (this one does) moves both alike; medians are compared. 1 when a run was incomplete.
     """
     counts = split_counts(records)
-    checkouts = {"this checkout": bench.REPO_ROOT, f"previous ({previous})": previous.resolve()}
+    checkouts = bench.checkouts(previous)
     walls: dict[str, list[float]] = {label: [] for label in checkouts}
     limit = whole_run_limit_s(counts, latency_ms)
     with tempfile.TemporaryDirectory(prefix="tap-alternate-") as tmp:

@@ -459,7 +459,8 @@ def timeline_main(records: int, latency_ms: float) -> int:
     (requests out at the middle of each 50 ms) shows where the network idled. Same data,
     settings and limit as ``--peer``.
     """
-    from tap_maesn_qonto.tap import TapMaesnQonto, tune_interpreter  # noqa: PLC0415
+    from tap_maesn_qonto.cli import tune_interpreter  # noqa: PLC0415
+    from tap_maesn_qonto.tap import TapMaesnQonto  # noqa: PLC0415
 
     tune_interpreter()  # as the command line does
 

@@ -278,7 +278,7 @@ class Scenarios:
             second = run_tap(config, first.last_state, self.workdir, emulator=emulator)
             mutations = sum(emulator.stats()["mutations"].values())
             repasses = first.stderr.count("Reading all pages again")
-            unresolved = first.stderr.count("still changing after")
+            unresolved = first.stderr.count("could not be proven read")
             still_there = {(s, i) for s, r in RESOURCES.items() for i in emulator.truth(r)}
             missed_by_run_1 = (present_before & still_there) - {(s, i) for s, i, _ in first.records}
             # Exit 3 (records may be missing, bookmark held) is honest only when run 1

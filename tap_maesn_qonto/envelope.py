@@ -10,7 +10,9 @@ retriable, and fatal only when it persists.
 
 from __future__ import annotations
 
+import datetime as dt
 import decimal
+import email.utils
 import typing as t
 from dataclasses import dataclass
 
@@ -19,6 +21,7 @@ from singer_sdk.exceptions import RetriableAPIError
 
 from tap_maesn_qonto import numbers
 from tap_maesn_qonto.errors import MaesnAPIError, WrongApiUrlError
+from tap_maesn_qonto.redaction import redact
 
 if t.TYPE_CHECKING:
     import requests
@@ -37,15 +40,23 @@ class Page:
     total_pages: int | None
     per_page: int | None
     warnings: tuple[str, ...]
+    #: The server's clock when it answered (its ``Date`` header), if it sent one.
+    server_time: dt.datetime | None = None
 
 
 def _optional_int(value: t.Any) -> int | None:
+    """A count as an int: a JSON number, or a numeric string (``"300"``); else None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
     if isinstance(value, numbers.Raw):
         value = numbers.to_decimal(value)
+    elif isinstance(value, str):
+        try:
+            value = decimal.Decimal(value.strip())
+        except decimal.InvalidOperation:
+            return None
     if isinstance(value, decimal.Decimal) and value.is_finite() and value == int(value):
         return int(value)
     return None
@@ -55,6 +66,18 @@ def _member(container: dict, name: str, kind: type[t.Any]) -> t.Any:
     """``container[name]`` if it is of ``kind`` (meta and pagination may be null)."""
     value = container.get(name)
     return value if isinstance(value, kind) else kind()
+
+
+def server_time(response: requests.Response) -> dt.datetime | None:
+    """The moment in the response's ``Date`` header (None: absent or unreadable)."""
+    value = response.headers.get("Date")
+    if not value:
+        return None
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _describe(response: requests.Response) -> str:
@@ -73,6 +96,7 @@ def parse_page(
     number: int,
     api_url: str,
     single: bool = False,
+    secrets: t.Iterable[str] = (),
 ) -> Page:
     """Decode one list response's ``body`` (``single``: one record's detail) into a :class:`Page`.
 
@@ -107,7 +131,8 @@ def parse_page(
         )
         raise MaesnAPIError(msg)
     if decoded.get("errors"):
-        detail = msgspec.json.encode(decoded["errors"]).decode()[:300]
+        # A server may echo the request's headers there: never print a key.
+        detail = redact(msgspec.json.encode(decoded["errors"]).decode(), secrets)[:300]
         msg = f"{where} answered 200 with an error from Maesn instead of records: {detail}"
         raise RetriableAPIError(msg, response)
     meta = _member(decoded, "meta", dict)
@@ -120,4 +145,5 @@ def parse_page(
         total_pages=_optional_int(pagination.get("totalPages")),
         per_page=_optional_int(pagination.get("perPage")),
         warnings=tuple(str(w) for w in warnings),
+        server_time=server_time(response),
     )

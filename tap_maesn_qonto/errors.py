@@ -56,8 +56,8 @@ class WrongApiUrlError(MaesnAPIError):
     """Whatever answers at api_url is not the Maesn API."""
 
 
-class StreamUnavailableError(MaesnAPIError):
-    """The endpoint does not exist for this target system (404/405 on its first page)."""
+class EndpointMissingError(MaesnAPIError):
+    """A read's first request kept answering Maesn's 404/405: the endpoint is not there."""
 
 
 class RecordGoneError(Exception):
@@ -90,7 +90,15 @@ class ClientError(FatalAPIError):
 
 
 class TransientClientError(RetriableAPIError):
-    """A 4xx where data is known to exist: retried a few times, then fatal."""
+    """A 4xx taken as passing: retried a few times, then fatal."""
+
+    def __init__(
+        self, message: str, response: requests.Response, *, endpoint_missing: bool = False
+    ) -> None:
+        super().__init__(message, response)
+        self.message = message
+        #: A 404/405 on a read's first request: if it persists, the endpoint is missing.
+        self.endpoint_missing = endpoint_missing
 
 
 class InvalidStateError(TapStopError):
@@ -101,8 +109,8 @@ class InvalidConfigError(TapStopError):
     """A setting is missing or has the wrong shape."""
 
 
-class AccountsFailedError(TapStopError):
-    """Some accounts failed; every other account was read and its state emitted."""
+class ReadsFailedError(TapStopError):
+    """Some (stream, account) reads failed; every other one was read and its state emitted."""
 
 
 class IncompleteSyncError(TapStopError):

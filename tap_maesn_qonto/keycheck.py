@@ -11,7 +11,8 @@ other required input for this one than the path). Its answer decides:
 * 401/403: the tenant key itself is refused. Every account of the run would fail the
   same way, so :class:`ApiKeyRejectedError` (a :class:`WrongApiUrlError`, which no
   per-account isolation catches) stops the whole run with one line.
-* 2xx: the tenant key is good, so the account key is the one to fix (or re-link): an
+* 2xx (or a 2xx on a data request earlier in the run, which makes the check
+  unnecessary): the tenant key is good, so the account key is the one to fix (or re-link): an
   ordinary :class:`AuthError`, isolated to that account when there are several.
 * anything else, or no answer: the tap cannot tell, and says so.
 
@@ -42,7 +43,6 @@ from tap_maesn_qonto.errors import AuthError, MaesnAPIError, WrongApiUrlError
 
 if t.TYPE_CHECKING:
     from tap_maesn_qonto.accounts import Account
-    from tap_maesn_qonto.client import MaesnStream
     from tap_maesn_qonto.runtime import RunContext
 
 #: The check is advice for an error message: it never waits long.
@@ -121,26 +121,90 @@ def _ask(run: RunContext, api_key: str, target_system: str, timeout: float) -> T
     return TenantKeyCheck(Verdict.UNKNOWN, request, answer)
 
 
-def auth_error(stream: MaesnStream, status: int) -> MaesnAPIError:
-    """The error for a 401/403 the stream just received, naming the key to fix."""
-    account = _current_account(stream)
+def auth_error(
+    run: RunContext,
+    *,
+    api_key: str,
+    timeout: float,
+    account: Account | None,
+    where: str,
+    status: int,
+) -> MaesnAPIError:
+    """The error for a 401/403 on ``where``, naming the key to fix.
+
+    A 2xx on a data request earlier in this run is evidence that beats a probe: the
+    tenant key was accepted, so the account key is the one refused.
+    """
     target_system = account.target_system if account is not None else "qonto"
-    check = check_tenant_key(
-        stream.run,
-        str(stream.config["api_key"]),
-        target_system,
-        float(stream.config["request_timeout"]),
-    )
-    message = stream._auth_message(status, account, check)
+    if run.api_key_accepted:
+        check = TenantKeyCheck(
+            Verdict.ACCEPTED,
+            "this run's data requests",
+            "were answered 2xx with the same api_key",
+        )
+    else:
+        check = check_tenant_key(run, api_key, target_system, timeout)
+    text = message(status, account, check, where=where, accounts=len(run.accounts))
     if check.verdict is Verdict.REJECTED:
-        return ApiKeyRejectedError(message)
-    return AuthError(message)
+        return ApiKeyRejectedError(text)
+    return AuthError(text)
 
 
-def _current_account(stream: MaesnStream) -> Account | None:
-    """The account whose request was refused (the stream records it per thread)."""
-    label = getattr(stream._where, "label", None)
-    accounts = stream.run.accounts
-    if label in accounts:
-        return accounts[label]
-    return next(iter(accounts.values())) if len(accounts) == 1 else None
+def message(
+    status: int, account: Account | None, check: TenantKeyCheck, *, where: str, accounts: int
+) -> str:
+    """The line for a 401/403 on ``where``, naming the key to fix when the check could."""
+    answered = f"{status} {'Unauthorized' if status == 401 else 'Forbidden'}"
+    probe = f"{check.request}, which needs only X-API-KEY,"
+    label = account.label if account is not None else "(unknown)"
+    auth_flow = f"GET /auth/{account.target_system if account is not None else 'qonto'}"
+    if check.verdict is Verdict.REJECTED:
+        return (
+            f"Maesn refused the tenant key: {answered} on {where}, and {probe} "
+            f"{check.answer} too. api_key (your Maesn tenant key) is wrong"
+            + (" or its Maesn tenant is not active" if status == 403 else "")
+            + ": copy it again from the Maesn dashboard. "
+            + (
+                f"All {accounts} accounts would fail the same way, so the run stopped at once. "
+                if accounts > 1
+                else ""
+            )
+            + "account_key is checked once api_key is accepted (if Maesn refuses it "
+            "then, re-link the end user)."
+        )
+    if check.verdict is Verdict.ACCEPTED:
+        accepted = (
+            f"api_key is valid ({probe} {check.answer})"
+            if check.request.startswith("GET ")
+            else f"api_key is valid ({check.request} {check.answer})"
+        )
+        if status == 401:
+            return (
+                f"Maesn rejected the account key: {answered} on {where}; {accepted}. "
+                f"account_key of account {label} is not valid for this tenant (or its "
+                "Qonto connection expired: re-link). To re-link, the end user opens a "
+                f"new login URL from {auth_flow} and you use the account key Maesn "
+                "then gives."
+            )
+        return (
+            f"Maesn refused access: {answered} on {where} for account {label}; "
+            f"{accepted}. The end user behind that account_key is inactive or does "
+            "not belong to this tenant: check in Maesn that the user is active and "
+            "that the account key was issued under this api_key's tenant."
+        )
+    unsure = f" (The tap could not tell which key: {probe} {check.answer}.)"
+    if status == 401:
+        return (
+            f"Maesn rejected the keys (401 Unauthorized) on {where}. Check "
+            "api_key (your Maesn tenant key, sent as X-API-KEY) and account_key of "
+            f"account {label} (the end user's key for target system qonto or "
+            "qonto-sandbox, sent as X-ACCOUNT-KEY). If the end user's Qonto connection "
+            "expired, re-link them through Maesn's auth flow to get a new account "
+            "key." + unsure
+        )
+    return (
+        f"Maesn refused access (403 Forbidden) on {where} for account {label}. The "
+        "end user may be inactive or not belong to this tenant: check in Maesn that "
+        "the user is active and that api_key and account_key come from the same "
+        "tenant." + unsure
+    )

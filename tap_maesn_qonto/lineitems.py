@@ -5,14 +5,13 @@ and the buffered rows are written by syncing the child streams (``Stream.sync``,
 SDK's own path: SCHEMA, RECORD, stream maps, selection) at two moments only:
 
 * on every record where the SDK may write a STATE message (each
-  ``STATE_MSG_FREQUENCY``-th), so no STATE ever carries a parent bookmark past a
-  line not yet written; and
+  ``STATE_MSG_FREQUENCY``-th); and
 * when a partition ends, if its stream has no partition left or enough rows wait.
 
-Between those, rows wait in memory (at most one STATE interval of parents), and a
-partition whose rows wait has its bookmark put back if the run stops
-(``MaesnStream.restore_resumable_state``). So the children's progress is the
-parent's bookmark: the two can never diverge.
+Between those, rows wait in memory (at most one STATE interval of parents), and the
+partition's bookmark in every STATE stays where it was before the first parent whose
+rows wait (:meth:`LineBuffer.floor`). So the children's progress is the parent's
+bookmark: the two can never diverge.
 
 A line stream with nothing configured that would change its rows (no stream map,
 flattening or deselected property: ``records_need_the_sdk``) skips the buffer: each
@@ -34,8 +33,8 @@ from singer_sdk import StreamSchema
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_maesn_qonto import numbers
-from tap_maesn_qonto.records import PlainRecordMessages
 from tap_maesn_qonto.schemas import SCHEMAS_DIR
+from tap_maesn_qonto.sdk_compat import PlainRecordMessages
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
@@ -113,8 +112,12 @@ class LineBuffer:
         #: Whether the direct streams' SCHEMA went out (the first ``write``).
         self.started = not self.direct
         self.waiting = 0
-        #: Partitions with rows waiting -> the bookmark to put back if the run stops.
+        #: Partitions with rows waiting -> their bookmark before the first such parent.
         self.unwritten: dict[str, str | None] = {}
+
+    def floor(self, label: str, bookmark: str | None) -> str | None:
+        """The bookmark a STATE may carry for ``label``: ``bookmark``, or less while rows wait."""
+        return self.unwritten.get(label, bookmark)
 
     def add(self, record: dict, label: str, bookmark_before: str | None) -> None:
         for stream in self.direct:

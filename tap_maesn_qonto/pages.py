@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import typing as t
 from dataclasses import dataclass, replace
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tap_maesn_qonto.envelope import Page
 
 
 class Position(enum.Enum):
@@ -41,3 +47,30 @@ class PageRequest:
     def at(self, page: int, position: Position) -> PageRequest:
         """The same query at another page."""
         return replace(self, page=page, position=position)
+
+
+#: Answers one page request: from what was fetched ahead, or sent now.
+Fetch = t.Callable[[PageRequest], "Page"]
+
+
+@dataclass(frozen=True)
+class RecordKeys:
+    """How a reader reads a record: its id and when it was updated and created.
+
+    The timestamps come back in the tap's one UTC form (timestamps.py), or None where
+    a record has none a reader can use.
+    """
+
+    identify: Callable[[dict], str]
+    updated: Callable[[dict], str | None]
+    created: Callable[[dict], str | None]
+
+
+class Report(t.Protocol):
+    """Where a reader says what it sees: each page it takes, and its warnings."""
+
+    def page(self, page: Page) -> None:
+        """A page was taken (answered and about to be read)."""
+
+    def warn(self, message: str) -> None:
+        """Something a person should know; said once per read for the same message."""

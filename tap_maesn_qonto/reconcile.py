@@ -1,24 +1,29 @@
 """Reconcile runs: deleted records leave the target through Singer ``ACTIVATE_VERSION``.
 
-Maesn has no feed of deleted records; they just stop being listed. So every
-``reconcile_interval_days`` a stream is read whole for every account of the run
-(concurrently, filtered by ``start_date`` only), its records carry a new table
-version, and once every account's read is complete the tap sends
-``ACTIVATE_VERSION`` with it: the target retires each row not sent again (soft
-delete with ``_sdc_deleted_at``, or hard delete, as the target is set up).
+Maesn has no feed of deleted records; they just stop being listed. A reconcile reads
+every account of the run whole, its records carry a new table version, and, only if
+it proved every row gone that it would retire, the tap sends ``ACTIVATE_VERSION`` with
+it: the target retires each row of an older version (soft delete with
+``_sdc_deleted_at``, or hard delete, as the target is set up).
 
-Between reconciles, records carry the version last activated, so the next reconcile
-retires only what is really gone. A new version is always above every version sent
-before (the run's start in milliseconds, or one more than the newest in the state).
+Retiring rows is the most dangerous thing a tap does, so it is opt-in and guarded:
 
-The version is one per stream, not per account, because a target's table holds every
-account's rows and retires all of them that carry an older version. Hence:
+* **Opt-in.** ``reconcile_interval_days`` unset means never: the tap cannot see other
+  pipelines loading the same tables (prod and sandbox, accounts split by region), and
+  each one's reconcile would retire the others' rows. Set, the run says once that it
+  owns its tables. With ``shard_count`` > 1 it is refused (settings.py): a shard sees
+  only its own accounts; shards reconcile through one unsharded run (orchestration/).
+* **Only what was proven gone.** ``ACTIVATE_VERSION`` goes out only when every partition
+  the table holds in the state (every account this pipeline ever loaded into it) was
+  read whole in this run, each read proven by the server's totals (fullread.py), none
+  failed, skipped or incomplete. Otherwise nothing is retired, one warning says why,
+  and the next run tries again. A line-item table is retired with its parent only
+  when every parent's lines were known (details.py).
 
-* one run must read every account writing to a table: with ``shard_count`` > 1
-  reconciles are off unless asked for, and then refused (settings.py);
-* the ``ACTIVATE_VERSION`` is sent only after the stream's last account, and only if
-  no account failed and no whole-list read was left incomplete; otherwise it is not
-  sent, nothing is retired, and the next run reconciles again.
+Between reconciles, records still carry a version (the newest in the state, or a
+fresh one the first time), so that a row a later reconcile does not see again is
+older than that reconcile's version. A new version is above every version the state
+knows (the run's start in milliseconds, or one more than the newest).
 
 The state partition keeps ``table_version`` (what its rows carry) and
 ``reconciled_at`` (when the last reconcile ran; for a table the tap had not versioned
@@ -30,39 +35,35 @@ from __future__ import annotations
 
 import datetime as dt
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from singer_sdk.mapper import RemoveRecordTransform
-from singer_sdk.singerlib import ActivateVersionMessage
+from tap_maesn_qonto.plan import TABLE_VERSION
+from tap_maesn_qonto.read import Outcome
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Iterable, Mapping
 
-    from singer_sdk import Stream
-    from singer_sdk.singerlib import Message
-
-    from tap_maesn_qonto.records import PlainRecordMessages
+    from tap_maesn_qonto.plan import ReadPlan
+    from tap_maesn_qonto.read import PartitionRead
 
 RECONCILED_AT = "reconciled_at"
-TABLE_VERSION = "table_version"
-DEFAULT_INTERVAL_DAYS = 7
 
 
 @dataclass(frozen=True)
 class TablePlan:
     """What one stream's records carry this run, and whether it reconciles."""
 
-    #: The version RECORD messages carry (None: no version at all, reconciles off).
-    version: int | None
-    #: Every account is read whole, and ``version`` is activated at the end.
+    #: The version RECORD messages carry.
+    version: int
+    #: Every account is read whole, and ``version`` is activated at the end if proven.
     reconciling: bool
 
 
 def interval_days(config: Mapping[str, t.Any]) -> int | None:
-    """Days between reconciles, 0 = every run; None = never (off)."""
+    """Days between reconciles, 0 = every run; None = never (unset, or -1)."""
     value = config.get("reconcile_interval_days")
     if value is None:
-        return None if int(config.get("shard_count", 1)) > 1 else DEFAULT_INTERVAL_DAYS
+        return None
     return None if int(value) < 0 else int(value)
 
 
@@ -73,9 +74,9 @@ def plan(
     states = list(partitions)
     versions = [v for s in states if isinstance(v := s.get(TABLE_VERSION), int)]
     active = max(versions, default=None)
-    if every_days is None:
-        return TablePlan(version=active, reconciling=False)
     fresh = max(int(now.timestamp() * 1000), (active or 0) + 1)
+    if every_days is None:
+        return TablePlan(version=active or fresh, reconciling=False)
     if every_days > 0 and active is None:
         # A table this tap has not versioned yet: the first interval starts now.
         return TablePlan(version=fresh, reconciling=False)
@@ -83,17 +84,76 @@ def plan(
     due = (
         every_days == 0 or not reconciled or min(reconciled) + dt.timedelta(days=every_days) <= now
     )
-    return TablePlan(version=fresh, reconciling=True) if due else TablePlan(active, False)
+    return TablePlan(version=fresh, reconciling=True) if due else TablePlan(active or fresh, False)
 
 
-def record_done(state: dict[str, t.Any], table: TablePlan, now: dt.datetime) -> None:
-    """Note in a partition's state the version its rows now carry, and when its interval
-    began (the last reconcile, or when the table got its first version)."""
-    if table.version is None:
-        return
-    state[TABLE_VERSION] = table.version
-    if table.reconciling or RECONCILED_AT not in state:
-        state[RECONCILED_AT] = now.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+@dataclass
+class TableRun:
+    """One stream's table in one run: the version its rows carry, and what it may retire.
+
+    ``states`` are the stream's partition states by account label, as the run found
+    them (every account this pipeline loaded into the table, configured now or not).
+    """
+
+    plan: TablePlan
+    states: Mapping[str, Mapping[str, t.Any]]
+    started: dt.datetime
+    #: How each partition is read (plan.py), decided once, before any is.
+    plans: dict[str, ReadPlan] = field(default_factory=dict)
+    #: This run's reads, by account label.
+    reads: dict[str, PartitionRead] = field(default_factory=dict)
+
+    @property
+    def version(self) -> int:
+        return self.plan.version
+
+    @property
+    def reconciling(self) -> bool:
+        return self.plan.reconciling
+
+    def why_not_retire(self, *, lines: bool = False) -> str | None:
+        """Why this run may not retire rows of the table (None: it may).
+
+        ``lines``: for the table's line items, which also need every parent's lines known.
+        """
+        if not self.reconciling:
+            return "not a reconcile run"
+        missing = sorted(
+            label
+            for label, state in self.states.items()
+            if label not in self.reads
+            and (TABLE_VERSION in state or state.get("replication_key_value"))
+        )
+        if missing:
+            return (
+                f"the state holds rows of account(s) {', '.join(missing)} that this run "
+                "does not read (not in its accounts), so their rows cannot be proven gone. "
+                "If they are gone for good, drop their partitions from the state"
+            )
+        unproven = sorted(
+            f"{label} ({read.reason or read.outcome.value})"
+            for label, read in self.reads.items()
+            if read.outcome is not Outcome.COMPLETE or not read.proven_whole
+        )
+        if unproven:
+            return f"account(s) {', '.join(unproven)} were not read whole and proven"
+        if lines and (unknown := sum(read.lines_unknown for read in self.reads.values())):
+            return f"the lines of {unknown} record(s) are unknown (lineItems null, no detail)"
+        return None
+
+    def record_done(
+        self, state: dict[str, t.Any], *, activated: bool, every_days: int | None
+    ) -> None:
+        """Note in a read partition's state the version its rows carry now, and, with
+        reconciles on, when its interval began (the last reconcile, or when the table got
+        its first version)."""
+        state[TABLE_VERSION] = self.version
+        if every_days is None:
+            return
+        if activated or (not self.reconciling and RECONCILED_AT not in state):
+            state[RECONCILED_AT] = (
+                self.started.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+            )
 
 
 def _moment(value: t.Any) -> dt.datetime | None:
@@ -104,21 +164,3 @@ def _moment(value: t.Any) -> dt.datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
-def carry_version(stream: PlainRecordMessages, version: int | None) -> None:
-    """Have the RECORD messages of ``stream`` carry ``version``, on either path (records.py).
-
-    The SDK sets ``_stream_version`` only for its own ACTIVATE_VERSION (sent before a
-    FULL_TABLE sync, which would retire every row before it is sent again), and has no
-    public setter: tests/test_sdk_contract.py fails if the SDK stops reading it.
-    """
-    stream.table_version = version
-    stream._stream_version = version
-
-
-def activate(stream: Stream, version: int, write: Callable[[Message], None]) -> None:
-    """Send ACTIVATE_VERSION for ``stream`` under every name its stream maps give it."""
-    for stream_map in stream.stream_maps:
-        if not isinstance(stream_map, RemoveRecordTransform):
-            write(ActivateVersionMessage(stream=stream_map.stream_alias, version=version))

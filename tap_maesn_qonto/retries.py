@@ -1,9 +1,8 @@
 """How long to wait before retrying a request, and when to stop retrying.
 
-The SDK retries through ``backoff``; this module supplies the wait generator its
-``backoff_wait_generator`` hook returns. The generator does the waiting itself, on
-the run's stop event, and hands ``backoff`` a zero: a SIGTERM then ends a retry wait
-at once instead of after a minute-long ``Retry-After``. It also enforces what
+fetch.py sends a request again while :meth:`RetryPolicy.waits` lets it: the
+generator does the waiting itself, on the run's stop event, so a SIGTERM ends a retry
+wait at once instead of after a minute-long ``Retry-After``. It also enforces what
 ``backoff`` cannot express: a total time budget, a small budget for 4xx answers
 that are known to be transient, and a fast failure when nothing listens at
 ``api_url`` at all.
@@ -11,8 +10,6 @@ that are known to be transient, and a fast failure when nothing listens at
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 import itertools
 import logging
 import random
@@ -21,8 +18,10 @@ import typing as t
 from dataclasses import dataclass
 
 import requests
+from singer_sdk.exceptions import RetriableAPIError
 
 from tap_maesn_qonto.errors import MaesnAPIError, TransientClientError, WrongApiUrlError
+from tap_maesn_qonto.transport import retry_after_seconds
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Generator
@@ -35,25 +34,15 @@ RETRY_CAP_SECONDS = 30.0
 CLIENT_ERROR_RETRIES = 3
 #: Nothing listening at api_url before any answer: retried this often, quickly.
 UNREACHABLE_RETRIES = 2
-
-
-def retry_after_seconds(response: requests.Response | None) -> float | None:
-    """Seconds a response's ``Retry-After`` header asks for (delta or HTTP date)."""
-    value = response.headers.get("Retry-After") if response is not None else None
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if moment.tzinfo is None:  # "-0000" and a missing zone both mean UTC (RFC 5322 §3.3)
-        moment = moment.replace(tzinfo=dt.UTC)
-    return max(0.0, (moment - dt.datetime.now(tz=dt.UTC)).total_seconds())
+#: What a request may raise that is worth sending again.
+RETRIABLE = (
+    ConnectionResetError,
+    RetriableAPIError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 
 
 def _refused(exception: BaseException) -> bool:
@@ -95,7 +84,11 @@ class RetryPolicy:
     max_retry_seconds: float
 
     def waits(
-        self, run: RunContext, name: str, where: Callable[[], str], logger: logging.Logger
+        self,
+        run: RunContext,
+        name: str,
+        where: Callable[[], str],
+        logger: logging.Logger | logging.LoggerAdapter,
     ) -> Generator[float, BaseException, None]:
         """A ``backoff`` wait generator: wait (on the stop event), then yield 0.
 
@@ -108,6 +101,8 @@ class RetryPolicy:
         exception = yield 0.0  # primed by backoff with None
         for attempt in itertools.count(1):
             run.raise_if_stopped()
+            if attempt > self.max_retries:
+                raise self._gave_up(where(), attempt, started, exception) from None
             if isinstance(exception, TransientClientError):
                 client_errors += 1
                 if client_errors > CLIENT_ERROR_RETRIES:

@@ -19,6 +19,7 @@ from functools import cached_property
 from tap_maesn_qonto.accounts import Account
 from tap_maesn_qonto.errors import ExitCode, SyncInterruptedError
 from tap_maesn_qonto.prefetch import RequestsAhead
+from tap_maesn_qonto.progress import Progress
 from tap_maesn_qonto.throttle import AdaptiveLimit, RequestThrottle
 from tap_maesn_qonto.transport import MaesnSession, build_session
 
@@ -46,12 +47,17 @@ class RunContext:
     #: The accounts this run reads, by label (this shard's; none when discovering).
     accounts: dict[str, Account] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
+    #: Every key of the run (tenant and accounts): masked wherever a text may quote one.
+    secrets: tuple[str, ...] = ()
     #: Set once any response (of any status) came back: api_url answers.
     reached_api: bool = False
+    #: Set once a data request was answered 2xx: the tenant key is good (keycheck.py).
+    api_key_accepted: bool = False
     interrupted_by: signal.Signals | None = None
     #: Accounts that failed (label -> the one line that says why); skipped from then on.
     failed: dict[str, str] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
+    progress: Progress = field(default_factory=Progress)
 
     def fail_account(self, label: str, reason: str) -> None:
         """Record that an account failed; its other streams are skipped."""
@@ -88,6 +94,7 @@ class RunContext:
         try:
             self.throttle.wait(self.stop)
             self.raise_if_stopped()
+            self.progress.sent()
             response = send()
             return response
         finally:

@@ -7,11 +7,8 @@ singer-sdk validates config without format checking and ignores unknown keys, so
 
 from __future__ import annotations
 
-import decimal
 import difflib
-import functools
 import ipaddress
-import json
 import typing as t
 from urllib.parse import urlsplit
 
@@ -168,10 +165,12 @@ CONFIG_SCHEMA = th.PropertiesList(
         th.IntegerType(minimum=-1),
         title="Reconcile interval (days)",
         description=(
-            "Every this many days each stream is read whole for every account and rows "
-            "no longer listed at the source are retired in the target (Singer "
-            "ACTIVATE_VERSION). Unset = 7; 0 = every run; -1 = never. Off when "
-            "shard_count > 1 (each shard's retirement would hit the other shards' rows)."
+            "Turns reconciles on: every this many days each stream is read whole for every "
+            "account, and rows this pipeline loaded that are no longer listed at the "
+            "source are retired in the target (Singer ACTIVATE_VERSION), only if every "
+            "read proves them gone. 0 = every run; unset or -1 = never. Set it only where "
+            "this pipeline alone loads its tables. Refused with shard_count > 1 (shards "
+            "reconcile through one unsharded run)."
         ),
     ),
     th.Property(
@@ -229,22 +228,6 @@ CONFIG_SCHEMA = th.PropertiesList(
         ),
     ),
 ).to_dict()
-
-KNOWN_SETTINGS = frozenset(CONFIG_SCHEMA["properties"])
-#: Settings whose values never appear in a message (the keys, and any marked secret).
-ALWAYS_SECRET = frozenset({"api_key", "account_key"})
-_JSON_TYPE_NAMES = {
-    "string": "a string",
-    "integer": "an integer",
-    "number": "a number",
-    "boolean": "a boolean",
-    "object": "an object",
-    "array": "an array",
-    "null": "null",
-}
-# Shorter values are not masked inside messages (they would shred ordinary words);
-# a secret that short is still never quoted, as every message about it is rewritten.
-_MIN_MASKED_LENGTH = 4
 
 
 def _is_loopback(host: str) -> bool:
@@ -304,6 +287,15 @@ def _check_nulls(config: t.Mapping[str, t.Any]) -> list[str]:
     ]
 
 
+def _check_batch(config: t.Mapping[str, t.Any]) -> str | None:
+    if config.get("batch_config") is None:
+        return None
+    return (
+        "batch_config is set, but this tap writes RECORD messages only (its BATCH files "
+        "would not keep money exact); remove batch_config"
+    )
+
+
 def find_problems(config: t.Mapping[str, t.Any], known_settings: t.Iterable[str]) -> list[str]:
     """Return one readable line per setting whose value has the wrong shape."""
     problems = _check_unknown_keys(config, known_settings) + _check_nulls(config)
@@ -314,6 +306,7 @@ def find_problems(config: t.Mapping[str, t.Any], known_settings: t.Iterable[str]
             allow_insecure_http=bool(config.get("allow_insecure_http")),
         ),
         _check_reconcile(config),
+        _check_batch(config),
     ):
         if problem:
             problems.append(problem)
@@ -326,121 +319,8 @@ def _check_reconcile(config: t.Mapping[str, t.Any]) -> str | None:
         return (
             f"reconcile_interval_days is {days} with shard_count {shards}: a reconcile "
             "retires every row of a table its run did not send again, so one shard's "
-            "would retire the other shards' rows. Set reconcile_interval_days: -1 (or "
-            "leave it unset) when sharding."
+            "would retire the other shards' rows. Leave reconcile_interval_days unset "
+            "when sharding, and reconcile with one unsharded run over every account "
+            "(orchestration/dagster)."
         )
     return None
-
-
-def secret_settings(properties: t.Mapping[str, t.Any]) -> frozenset[str]:
-    """Names of the settings whose values must never be shown: the keys, and ``secret: true``."""
-    return ALWAYS_SECRET | {
-        name for name, prop in properties.items() if isinstance(prop, dict) and prop.get("secret")
-    }
-
-
-def _json_type_of(value: t.Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float | decimal.Decimal):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list | tuple) else "object"
-
-
-def _type_mismatch(value: t.Any, prop: t.Mapping[str, t.Any]) -> str | None:
-    """``"a string"`` (what is expected) if ``value`` is not of the schema's type, else None."""
-    types = prop.get("type")
-    if not types:
-        return None
-    expected = [types] if isinstance(types, str) else list(types)
-    actual = _json_type_of(value)
-    if actual in expected or (actual == "integer" and "number" in expected):
-        return None
-    return " or ".join(_JSON_TYPE_NAMES.get(k, k) for k in expected if k != "null")
-
-
-def secret_problem(name: str, value: t.Any, prop: t.Mapping[str, t.Any]) -> str:
-    """Say what is wrong with secret setting ``name`` without showing its value."""
-    if wanted := _type_mismatch(value, prop):
-        actual = _JSON_TYPE_NAMES[_json_type_of(value)]
-        return (
-            f"'{name}' must be {wanted}, but is {actual} (value not shown: the setting is secret)"
-        )
-    if isinstance(value, str) and len(value) < int(prop.get("minLength", 0)):
-        return f"'{name}' is empty; give the key itself"
-    return f"'{name}' does not have the expected form (value not shown: the setting is secret)"
-
-
-def wrongly_typed_secrets(
-    config: t.Mapping[str, t.Any], properties: t.Mapping[str, t.Any]
-) -> list[str]:
-    """One line per secret setting given with a value of the wrong JSON type."""
-    return [
-        secret_problem(name, config[name], properties.get(name) or {})
-        for name in sorted(secret_settings(properties))
-        if name in config and _type_mismatch(config[name], properties.get(name) or {})
-    ]
-
-
-def _secret_texts(value: t.Any) -> t.Iterator[str]:
-    """Every way a secret value could be quoted inside a message."""
-    if isinstance(value, str):
-        yield value
-        yield repr(value)
-        yield json.dumps(value)
-    elif isinstance(value, dict):
-        yield repr(value)
-        for item in value.values():
-            yield from _secret_texts(item)
-    elif isinstance(value, list | tuple):
-        yield repr(value)
-        for item in value:
-            yield from _secret_texts(item)
-    elif value is not None and not isinstance(value, bool):
-        yield str(value)
-        yield repr(value)
-
-
-def hide_secret_values(
-    errors: t.Iterable[str], config: t.Mapping[str, t.Any], properties: t.Mapping[str, t.Any]
-) -> list[str]:
-    """Rewrite config validation messages so that no secret setting's value appears.
-
-    singer-sdk's messages come from jsonschema, which quotes the value
-    (``12345678901 is not of type 'string' in config['api_key']``). A message about a
-    secret setting is replaced by one naming the setting and the problem; any other
-    message that still contains a secret value has the value masked.
-    """
-    secrets = secret_settings(properties)
-    rewritten: list[str] = []
-    for error in errors:
-        # singer-sdk appends where the error is: " in config['api_key']" (then "[0]"...).
-        name = next((n for n in sorted(secrets) if f" in config[{n!r}]" in error), None)
-        line = (
-            error
-            if name is None
-            else secret_problem(name, config.get(name), properties.get(name) or {})
-        )
-        if line not in rewritten:
-            rewritten.append(line)
-    texts = sorted(
-        {
-            text
-            for name in secrets
-            if name in config
-            for text in _secret_texts(config[name])
-            if len(text) >= _MIN_MASKED_LENGTH
-        },
-        key=len,
-        reverse=True,
-    )
-    return [
-        functools.reduce(lambda line, text: line.replace(text, "***"), texts, error)
-        for error in rewritten
-    ]

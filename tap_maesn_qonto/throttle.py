@@ -16,7 +16,7 @@ import threading
 import time
 import typing as t
 
-from tap_maesn_qonto.retries import retry_after_seconds
+from tap_maesn_qonto.transport import retry_after_seconds
 
 if t.TYPE_CHECKING:
     import requests

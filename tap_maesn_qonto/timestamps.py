@@ -178,3 +178,8 @@ def filter_timestamp(moment: dt.datetime) -> str:
 def utc_now() -> dt.datetime:
     """Return the current time as an aware UTC datetime."""
     return dt.datetime.now(tz=UTC)
+
+
+def minus(moment: dt.datetime, delta: dt.timedelta) -> dt.datetime:
+    """``moment - delta``, saturating at :data:`EARLIEST_UTC` instead of overflowing."""
+    return moment - delta if moment - EARLIEST_UTC > delta else EARLIEST_UTC

@@ -11,7 +11,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import os
+import time
 from urllib.parse import urlsplit
 
 import requests
@@ -65,13 +68,52 @@ def left_origin(response: requests.Response, api_url: str) -> str | None:
     return None
 
 
-def read_body(response: requests.Response) -> bytes:
-    """A success's whole body, read in one piece; any other answer keeps it on ``response``.
+#: Bytes asked of the socket at a time: whatever has arrived, up to this.
+READ_BYTES = 256 * 1024
 
-    ``response`` must come from a ``stream=True`` send. ``Response.content`` reads in
-    10 kB pieces, each through several layers of urllib3: a third of the CPU of fetching
-    a 150 kB page. Other answers are read the usual way, so error messages can quote them.
+
+def read_body(response: requests.Response, deadline: float) -> bytes:
+    """The whole body, by ``deadline`` (a ``time.monotonic()`` value) or a Timeout.
+
+    ``response`` must come from a ``stream=True`` send. The socket timeout bounds each
+    read, not the response: a server trickling its body a few bytes at a time would hold
+    the run without limit, so the body is read in pieces of whatever has arrived, and
+    the deadline is checked between them. (``Response.content`` reads in 10 kB pieces
+    through several layers of urllib3: a third of the CPU of fetching a 150 kB page.)
     """
-    if 200 <= response.status_code < 300:
-        return b"".join(response.iter_content(chunk_size=None))
-    return response.content
+    pieces = []
+    raw = response.raw
+    try:
+        while piece := raw.read1(READ_BYTES, decode_content=True):
+            pieces.append(piece)
+            if time.monotonic() > deadline:
+                break
+    except requests.exceptions.RequestException:
+        raise
+    except Exception as exc:  # urllib3's own errors, as requests would wrap them
+        raise requests.exceptions.ConnectionError(exc) from exc
+    else:
+        if not piece:
+            return b"".join(pieces)
+    response.close()
+    msg = "the response did not arrive whole within request_timeout"
+    raise requests.exceptions.ReadTimeout(msg)
+
+
+def retry_after_seconds(response: requests.Response | None) -> float | None:
+    """Seconds a response's ``Retry-After`` header asks for (delta or HTTP date)."""
+    value = response.headers.get("Retry-After") if response is not None else None
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:  # "-0000" and a missing zone both mean UTC (RFC 5322 §3.3)
+        moment = moment.replace(tzinfo=dt.UTC)
+    return max(0.0, (moment - dt.datetime.now(tz=dt.UTC)).total_seconds())

@@ -123,11 +123,23 @@ def header_recorder() -> Iterator[Recorder]:
 
 
 def _bills_handler(records_json: bytes) -> type[BaseHTTPRequestHandler]:
+    count = len(json.loads(records_json))
+
     class Handler(QuietHandler):
         def do_GET(self) -> None:
+            bills = self.path.startswith("/accounting/bills")
             first = "page=1&" in self.path or self.path.endswith("page=1")
-            data = records_json if self.path.startswith("/accounting/bills") and first else b"[]"
-            send_json(self, b'{"meta":{"warnings":[],"pagination":null},"data":' + data + b"}")
+            data = records_json if bills and first else b"[]"
+            total = count if bills else 0
+            pagination = f'{{"total":{total},"perPage":100,"currentPage":1,"totalPages":1}}'
+            send_json(
+                self,
+                b'{"meta":{"warnings":[],"pagination":'
+                + pagination.encode()
+                + b'},"data":'
+                + data
+                + b"}",
+            )
 
     return Handler
 

@@ -98,6 +98,17 @@ def sync(
     return SyncResult(writer.messages)
 
 
+def catalog_selecting(config: dict[str, t.Any], streams: t.Iterable[str]) -> dict[str, t.Any]:
+    """The tap's catalog with only ``streams`` selected (and their line items, if named)."""
+    wanted = set(streams)
+    catalog = TapMaesnQonto(config=config, validate_config=False).catalog.to_dict()
+    for entry in catalog["streams"]:
+        for metadata in entry["metadata"]:
+            if metadata["breadcrumb"] == []:
+                metadata["metadata"]["selected"] = entry["tap_stream_id"] in wanted
+    return catalog
+
+
 def state_at(
     value: str, streams: t.Iterable[str] = STREAM_RESOURCES, label: str = "default"
 ) -> dict[str, t.Any]:

@@ -141,12 +141,16 @@ def test_a_cut_off_body_is_retried_and_fatal_only_when_it_persists(
     _assert_one_clear_error(always.stderr, phrase, "/accounting/invoices", "after 3 attempts")
 
 
-def test_an_endpoint_missing_for_the_target_system_is_skipped(tmp_path: Path) -> None:
+def test_an_endpoint_missing_for_the_target_system_fails_its_reads_only(tmp_path: Path) -> None:
+    # Maesn documents all three for Qonto: a missing one is not "nothing to read", so
+    # the run ends non-zero, naming it, after reading every other stream.
     with Emulator(counts=_counts(12), unsupported=["bookingProposals"]) as emulator:
         result = run_cli(config=tap_config(emulator), tmp_path=tmp_path)
         truth_invoices = set(emulator.truth("invoices"))
-    assert result.returncode == 0, result.stderr
-    assert "not available for target system qonto" in result.stderr
+    assert result.returncode == 1, result.stderr
+    _assert_one_clear_error(
+        result.stderr, "/accounting/bookingProposals", "not available for this account"
+    )
     messages = parse_messages(result.stdout)
     assert set(messages.ids("invoices")) == truth_invoices
     assert messages.ids("booking_proposals") == []

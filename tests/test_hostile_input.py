@@ -48,9 +48,11 @@ class StubMaesn:
                 records = (
                     stub.bills if self.path.startswith("/accounting/bills") and page == 1 else []
                 )
+                total = len(stub.bills) if self.path.startswith("/accounting/bills") else 0
+                pagination = {"total": total, "perPage": 100, "currentPage": page, "totalPages": 1}
                 body = json.dumps(
                     {
-                        "meta": {"warnings": [], "pagination": None},
+                        "meta": {"warnings": [], "pagination": pagination},
                         "data": records,
                         "errors": None,
                         "rawData": None,
@@ -84,7 +86,13 @@ def stub() -> t.Iterator[StubMaesn]:
 
 
 def _config(stub: StubMaesn) -> dict[str, t.Any]:
-    return {"api_key": "stub-api-key", "account_key": "stub-account-key", "api_url": stub.url}
+    # Its detail endpoint is not a Maesn one: records are taken as listed.
+    return {
+        "api_key": "stub-api-key",
+        "account_key": "stub-account-key",
+        "api_url": stub.url,
+        "fetch_details": "never",
+    }
 
 
 def _emitted_bills(stub: StubMaesn, records: list[t.Any]) -> list[dict[str, t.Any]]:

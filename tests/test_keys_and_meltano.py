@@ -195,7 +195,8 @@ def test_with_several_accounts_a_wrong_account_key_fails_only_that_account(
     assert "account globex failed: Maesn rejected the account key" in errors
     assert "account_key of account globex is not valid for this tenant" in errors
     assert "1 of 3 accounts failed (globex)" in errors
-    assert sum(emulator.stats()["auth_requests"].values()) == 1
+    # At most one check: a 2xx with the same api_key earlier in the run makes it needless.
+    assert sum(emulator.stats()["auth_requests"].values()) <= 1
     _assert_no_key(result, WRONG_ACCOUNT_KEY)
 
 

@@ -155,9 +155,17 @@ def _activations(result: SyncResult) -> dict[str, int]:
     return {m["stream"]: m["version"] for m in result.messages if m["type"] == "ACTIVATE_VERSION"}
 
 
-def test_a_first_run_carries_a_version_and_retires_nothing() -> None:
+@pytest.mark.parametrize("reconcile_interval_days", [None, 7])
+def test_a_first_run_carries_a_version_and_retires_nothing(
+    reconcile_interval_days: int | None,
+) -> None:
+    # Versions always (a later reconcile retires only rows older than its own); with
+    # reconciles on, the first interval starts now.
     with Emulator(counts=COUNTS) as emulator:
-        result = sync(tap_config(emulator))
+        config = tap_config(emulator)
+        if reconcile_interval_days is not None:
+            config["reconcile_interval_days"] = reconcile_interval_days
+        result = sync(config)
     assert not _activations(result)
     versions = {m["stream"]: m.get("version") for m in result.messages if m["type"] == "RECORD"}
     assert set(versions) == set(LINE_STREAMS) | {name for name, _ in LINE_STREAMS.values()}
@@ -165,7 +173,7 @@ def test_a_first_run_carries_a_version_and_retires_nothing() -> None:
     for stream in LINE_STREAMS:
         partition = result.final_state["bookmarks"][stream]["partitions"][0]
         assert partition["table_version"] == versions[stream]
-        assert "reconciled_at" in partition
+        assert ("reconciled_at" in partition) is (reconcile_interval_days is not None)
 
 
 def test_a_reconcile_reads_everything_then_activates_a_newer_version_after_the_rows() -> None:

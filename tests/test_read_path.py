@@ -25,9 +25,10 @@ import pytest
 
 from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.envelope import Page
-from tap_maesn_qonto.fullread import FullRead, _ClosingProbe
+from tap_maesn_qonto.errors import IncompleteSyncError
+from tap_maesn_qonto.fullread import FullRead, _ClosingProbe, probe_request
 from tap_maesn_qonto.pager import most_lent
-from tap_maesn_qonto.pages import PageRequest
+from tap_maesn_qonto.pages import PageRequest, RecordKeys
 from tap_maesn_qonto.tap import TapMaesnQonto
 from tap_maesn_qonto.timestamps import normalize_timestamp
 from tests.fake_servers import header_recorder, static_server
@@ -187,10 +188,14 @@ def test_a_422_that_persists_within_the_reported_pages_is_fatal(tmp_path: Path) 
 def test_without_page_counts_a_single_422_after_a_full_page_is_asked_again() -> None:
     # issue 9, item 2
     # No totals: only a repeated 422 ends the data (past_last_page="422" answers it
-    # for page 11 of 50 records in pages of 5, and that end must still be clean).
+    # for page 11 of 50 records in pages of 5), and every record is read; without
+    # totals the read cannot be proven, so the run ends with exit 3.
     with Emulator(counts=_invoices(50), pagination_meta="null", past_last_page="422") as emulator:
         emulator.fail_next("422", count=1, resource="invoices", page=3)
-        result = sync(_whole_list(tap_config(emulator, page_size=5, max_concurrency=1)))
+        result = sync(
+            _whole_list(tap_config(emulator, page_size=5, max_concurrency=1)),
+            expect=IncompleteSyncError,
+        )
         truth = set(emulator.truth("invoices"))
         faults = emulator.stats()["faults"]
     assert faults == {"422": 1}
@@ -360,10 +365,14 @@ def test_full_table_in_the_catalog_reads_every_record_whatever_the_bookmark() ->
 
 def test_a_200_carrying_errors_is_retried_not_read_as_an_empty_page() -> None:
     # issue 9, item 8
-    # Without page counts, an empty page would mean "no more records".
+    # Without page counts, an empty page would mean "no more records" (and without
+    # them the read cannot be proven: exit 3, every record read all the same).
     with Emulator(counts=_invoices(40), pagination_meta="null") as emulator:
         emulator.fail_next("errors_200", count=1, resource="invoices", page=3)
-        result = sync(_whole_list(tap_config(emulator, page_size=5, max_concurrency=1)))
+        result = sync(
+            _whole_list(tap_config(emulator, page_size=5, max_concurrency=1)),
+            expect=IncompleteSyncError,
+        )
         truth = set(emulator.truth("invoices"))
         faults = emulator.stats()["faults"]
     assert faults == {"errors_200": 1}
@@ -700,16 +709,34 @@ class _ListServer:
         return Page(request.page, records, total, pages, request.limit, ())
 
 
-def _read_by_created_date(fetch: t.Callable[[PageRequest], Page], **options: t.Any) -> FullRead:
+class _Notes:
+    """A reader's report that keeps its warnings."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def page(self, page: Page) -> None:
+        del page
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+
+def _read_by_created_date(
+    fetch: t.Callable[[PageRequest], Page], notes: _Notes, **options: t.Any
+) -> FullRead:
     """A whole-list read of pages of 10 under createdDate ASC, four at a time."""
     return FullRead(
         fetch=fetch,
-        query=PageRequest(page=1, limit=10, order_field="createdDate"),
-        identify=lambda record: record["id"],
-        key_of=lambda record: None,
-        created_of=lambda record: record["createdDate"],
+        keys=RecordKeys(
+            identify=lambda record: record["id"],
+            updated=lambda record: None,
+            created=lambda record: record["createdDate"],
+        ),
+        page_size=10,
         max_concurrency=4,
         thread_name="test-page",
+        report=notes,
         **options,
     )
 
@@ -719,9 +746,10 @@ def test_a_deletion_before_a_late_page_one_is_caught_whatever_order_pages_answer
     # page 1's and page 4's totals agree, yet the record at 30 moved onto page 3, already
     # read. Only totals that bracket the whole pass reveal it; the pass must be read again.
     server = _ListServer(35)
-    warnings: list[str] = []
-    read = _read_by_created_date(server.fetch, warn=warnings.append)
-    emitted = [record["id"] for record in read.records()]
+    notes = _Notes()
+    read = _read_by_created_date(server.fetch, notes)
+    emitted = [record["id"] for batch in read.batches() for record in batch]
+    warnings = notes.warnings
     assert sorted(emitted) == sorted(set(emitted))  # each once
     assert {r["id"] for r in server.records} <= set(emitted)  # r30, moved onto page 3
     assert read.complete, warnings
@@ -736,10 +764,10 @@ def test_a_closing_probe_counts_only_if_sent_after_every_page_read_was_answered(
         sent.append("probe" if request.descending else f"page {request.page}")
         return Page(request.page, [], 30, 3, 10, ())
 
-    probe = FullRead.probe_request(limit=10)
-    closing = _ClosingProbe(fetch, probe, "test")
+    closing = _ClosingProbe(lambda: fetch(probe_request(limit=10)), 10, "test")
+    page_of_the_pass = closing.wrap(fetch)
     for number in (2, 1, 3):  # answered out of order: sent once the third is in
-        closing.fetch(PageRequest(page=number, limit=10))
+        page_of_the_pass(PageRequest(page=number, limit=10))
     assert closing.answer({1, 2, 3}).total == 30
     assert sent.count("probe") == 1  # the early one, sent after page 3's answer
     closing.answer({1, 2, 3, 4})  # page 4 was read too (the list grew): sent again
@@ -770,8 +798,8 @@ def test_a_pass_waiting_for_its_closing_probe_lends_the_next_reads_a_round_more(
         start = (request.page - 1) * request.limit
         return Page(request.page, records[start : start + request.limit], 25, 3, 10, ())
 
-    read = _read_by_created_date(fetch, warn=lambda message: None, on_spare=lent.append)
-    assert len(list(read.records())) == 25
+    read = _read_by_created_date(fetch, _Notes(), lend=lent.append)
+    assert sum(len(batch) for batch in read.batches()) == 25
     assert read.complete
     assert read.passes == 2
     assert probes == 4

@@ -1,19 +1,20 @@
-"""The places the tap leans on singer-sdk beyond its plain hooks; these fail if it changes.
+"""The places the tap leans on singer-sdk beyond its public hooks (sdk_compat.py); these
+fail if the SDK changes what a seam relies on. This file imports, of the tap, only
+sdk_compat.py and the tap itself.
 
-* ``STATE_MSG_FREQUENCY`` is a property: STATE messages are held back while a
-  partition's bookmark is not resumable (a whole-list read), and written every
-  ``RESUMABLE_STATE_EVERY`` records while it is (an incremental read).
+* ``Stream._write_record_message`` is overridden: without stream maps, flattening or
+  deselected properties, RECORD messages skip the SDK's no-op work, and must be exactly
+  what the SDK's own path writes, through the tap's own writer as through any other.
+* ``Stream._increment_stream_state`` is overridden: the read sets the partition's
+  bookmark after each record, and every STATE it leaves is safe to resume from.
+* ``Stream._stream_version`` is set (``carry_version``) so that RECORD messages carry
+  the table version; the SDK has no public setter.
+* ``StreamStateManager.get_context_state`` is replaced by an indexed lookup.
+* ``PluginBase._setup_signal_handlers`` and ``PluginBase._validate_config`` are
+  overridden: the tap's own signal handling and config checks, where the SDK's are.
 * ``Tap.sync_all`` (final in the SDK) is wrapped: the wrapper calls the SDK's and
   adds the run's verdict, so an incomplete run must still end with exit code 3.
-* ``Stream._stream_version`` is set (reconcile.carry_version) so that RECORD messages
-  carry the table version; the SDK has no public setter.
-* ``Stream._write_record_message`` is overridden (records.py): without stream maps,
-  flattening or deselected properties, RECORD messages skip the SDK's no-op work
-  (``Stream._generate_record_messages``), and must be exactly what the SDK's own path
-  writes, through the tap's own writer (output.py) as through any other.
-* ``Stream._increment_stream_state`` is overridden (records.py): a whole-list read
-  skips the per-record bookmark update it overwrites when it ends, and every STATE
-  must be what the SDK's updates give.
+* ``STATE_MSG_FREQUENCY`` is set per stream instance: the SDK still reads it per record.
 """
 
 from __future__ import annotations
@@ -26,17 +27,18 @@ import typing as t
 from decimal import Decimal
 from unittest import mock
 
+import pytest
 from singer_sdk import Tap
 from singer_sdk.contrib.msgspec import MsgSpecWriter, decoder
+from singer_sdk.plugin_base import PluginBase
 from singer_sdk.singerlib import StateMessage
 from singer_sdk.streams.core import Stream
 
-from tap_maesn_qonto import statelookup
-from tap_maesn_qonto.client import RESUMABLE_STATE_EVERY
+from tap_maesn_qonto import sdk_compat
 from tap_maesn_qonto.emulator import Emulator, many_accounts
-from tap_maesn_qonto.errors import IncompleteSyncError
+from tap_maesn_qonto.errors import IncompleteSyncError, InvalidConfigError
 from tap_maesn_qonto.output import BufferedSingerWriter
-from tap_maesn_qonto.records import PlainRecordMessages
+from tap_maesn_qonto.sdk_compat import PlainRecordMessages
 from tap_maesn_qonto.tap import TapMaesnQonto
 from tap_maesn_qonto.timestamps import normalize_timestamp
 from tests.helpers import SyncResult, sync, tap_config
@@ -44,7 +46,7 @@ from tests.helpers import SyncResult, sync, tap_config
 if t.TYPE_CHECKING:
     from pathlib import Path
 
-RECORDS = 2 * RESUMABLE_STATE_EVERY + 500
+RECORDS = 2500  # past two STATE intervals of 1 000 records
 
 
 def comparable(value: t.Any) -> t.Any:
@@ -161,33 +163,6 @@ def test_the_sdk_still_moves_the_bookmark_per_record_through_the_override() -> N
     assert list(parameters) == ["self", "latest_record", "context"]
 
 
-def test_skipping_the_per_record_bookmark_of_whole_list_reads_leaves_every_state_alike() -> None:
-    # records.py skips the SDK's bookmark update while a whole-list read (which sets its
-    # bookmark when it ends) runs; every STATE must be what the SDK's updates give.
-    every_record_moves_it = mock.patch.object(
-        PlainRecordMessages, "records_move_the_bookmark", property(lambda _: True)
-    )
-    counts = {"invoices": RECORDS, "bills": 300, "bookingProposals": 40}
-    with Emulator(counts=counts) as emulator:
-        whole_list = tap_config(emulator, page_size=50)
-        del whole_list["start_date"]
-        window = tap_config(emulator, page_size=50, max_concurrency=1)  # resumable states
-        runs: list[tuple[SyncResult, SyncResult]] = []
-        for config, state in ((whole_list, None), (window, None), (whole_list, "previous")):
-            if state:
-                emulator.mutate("invoices", update=30, create=5)
-            run = sync(config, state=runs[-1][0].final_state if state else None)
-            with every_record_moves_it:
-                by_the_sdk = sync(config, state=runs[-1][1].final_state if state else None)
-            runs.append((run, by_the_sdk))
-    for run, by_the_sdk in runs:
-        assert len(run.states) > 2
-        assert comparable(run.states) == comparable(by_the_sdk.states)
-        assert run.ids("invoices") == by_the_sdk.ids("invoices")
-        assert all(run.final_state["bookmarks"][s] for s in ("invoices", "bills"))
-    assert len(set(_bookmarks_between_records(runs[1][0].messages, "invoices"))) >= 2
-
-
 def test_the_sdk_still_writes_records_as_the_override_does() -> None:
     source = inspect.getsource(Stream._write_record_message)
     assert "self._generate_record_messages(record)" in source
@@ -253,7 +228,7 @@ def test_sync_all_is_still_the_sdk_entry_point_the_wrapper_extends() -> None:
 
 
 def test_the_sdk_still_finds_partition_state_through_the_indexed_method() -> None:
-    # statelookup.py replaces the manager's get_context_state with an indexed one; that
+    # sdk_compat.py replaces the manager's get_context_state with an indexed one; that
     # helps only while the per-record path looks partitions up through it.
     tap = TapMaesnQonto(config={"api_key": "k", "account_key": "a"})
     manager_type = type(tap.streams["invoices"].state_manager)
@@ -270,11 +245,12 @@ def test_indexed_partition_lookups_leave_every_state_as_the_sdks_scan_would() ->
         del config["account_key"]
         config["accounts"] = [{"label": f"c{i:02d}", "account_key": k} for i, k in enumerate(keys)]
         indexed = sync(config)
-        with mock.patch.object(statelookup, "index_partition_lookups", return_value=None):
+        unindexed = mock.patch("tap_maesn_qonto.client.index_partition_lookups", return_value=None)
+        with unindexed:
             scanned = sync(config)
         emulator.mutate("invoices", update=3, create=2)
         again_indexed = sync(config, state=indexed.final_state)
-        with mock.patch.object(statelookup, "index_partition_lookups", return_value=None):
+        with unindexed:
             again_scanned = sync(config, state=scanned.final_state)
 
     states = [r.states for r in (indexed, scanned, again_indexed, again_scanned)]
@@ -307,3 +283,35 @@ def test_state_messages_are_the_bytes_the_sdks_writer_makes() -> None:
     assert bytes(BufferedSingerWriter().serialize_message(message)) == bytes(
         MsgSpecWriter().serialize_message(message)
     )
+
+
+def test_the_sdk_still_sets_up_signals_and_checks_config_where_the_tap_hooks_in() -> None:
+    source = inspect.getsource(PluginBase.__init__)
+    assert "self._validate_config(raise_errors=validate_config)" in source
+    assert "self._setup_signal_handlers()" in source
+    assert list(inspect.signature(PluginBase._validate_config).parameters) == [
+        "self",
+        "raise_errors",
+    ]
+    assert issubclass(TapMaesnQonto, sdk_compat.SignalsOfTheRun)
+    assert issubclass(TapMaesnQonto, sdk_compat.CheckedConfig)
+
+
+def test_a_config_the_sdk_refuses_is_refused_by_the_tap_in_its_own_words() -> None:
+    secret = "0123456789abcdef-tenant"
+    with pytest.raises(InvalidConfigError) as refused:
+        TapMaesnQonto(config={"api_key": secret, "account_key": 12345678901, "page_size": "x"})
+    assert "page_size" in str(refused.value)
+    assert "12345678901" not in str(refused.value)  # jsonschema quotes it; the tap never
+
+
+def test_the_signal_handlers_are_the_runs_once_the_tap_exists() -> None:
+    import signal  # noqa: PLC0415
+
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        tap = TapMaesnQonto(config={"api_key": "k" * 8, "account_key": "a" * 8})
+        handler = signal.getsignal(signal.SIGTERM)
+        assert getattr(handler, "__self__", None) is tap.run
+    finally:
+        signal.signal(signal.SIGTERM, before)

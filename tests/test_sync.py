@@ -260,7 +260,7 @@ def test_a_422_past_the_last_page_ends_the_stream_cleanly() -> None:
 def test_each_stream_logs_progress_and_one_summary_line(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("tap_maesn_qonto.client.PROGRESS_LOG_SECONDS", 0.0)  # every page
+    monkeypatch.setattr("tap_maesn_qonto.progress.PROGRESS_EVERY_SECONDS", 0.0)  # every page
     with Emulator(counts=_counts(30)) as emulator:
         sync(tap_config(emulator, page_size=10))
         newest = {
@@ -282,10 +282,10 @@ def test_each_stream_logs_progress_and_one_summary_line(
         progress = [
             r.getMessage()
             for r in caplog.records
-            if r.getMessage().startswith(f"{stream}: ") and "so far" in r.getMessage()
+            if r.getMessage().startswith("progress: ") and f"now {stream}: " in r.getMessage()
         ]
         assert progress, f"{stream}: no progress line"
-        marks = [re.search(r"updated up to (\S+),", line) for line in progress[1:]]
+        marks = [re.search(r"updated up to (\S+);", line) for line in progress[1:]]
         assert all(marks), progress
         values = [m.group(1) for m in marks if m]
         assert values == sorted(values)

@@ -1,0 +1,181 @@
+"""Every place the tap leans on singer-sdk beyond its public hooks, and why.
+
+Each seam names what it waits for upstream; tests/test_sdk_contract.py imports this
+module (and the tap) only, and fails if the SDK changes what a seam relies on.
+
+1. ``Stream._write_record_message`` (:class:`PlainRecordMessages`): without stream
+   maps, flattening or deselected properties, the SDK's per-record work changes nothing
+   in a record this tap already shaped to its schema (shaping.py), so the RECORD message
+   is written directly: about a third of the tap's CPU per record at 0 ms latency.
+   Anything configured takes the SDK's own path. Waits for a public per-record
+   emission hook (no upstream issue yet; meltano/sdk#1963 discusses the pipeline).
+2. ``Stream._increment_stream_state`` (:class:`PlainRecordMessages`): a stream whose
+   reads own their bookmark (read.py) sets the partition's bookmark to what its read
+   says is resumable, instead of the record's value. Waits for a state hook that
+   receives the stream's own bookmark (meltano/sdk#2753 asks for value handling).
+3. ``StreamStateManager.is_flushed`` (written as the SDK's own method does after a
+   record: a STATE is due).
+4. ``Stream._stream_version`` (:func:`carry_version`): RECORD messages carry a
+   reconcile's table version on incremental streams; the SDK sets it only for its own
+   FULL_TABLE activation. Waits for a public version setter.
+5. ``StreamStateManager.get_context_state`` (:func:`index_partition_lookups`): the SDK
+   finds a partition's state by scanning every partition, per record: quadratic in
+   accounts. Replaced on the manager by a lookup through an index of the dicts the
+   SDK's own lookup returned. Waits for an O(1) lookup upstream.
+6. ``PluginBase._setup_signal_handlers`` (:class:`SignalsOfTheRun`): the SDK's handler
+   exits 0 on SIGTERM ("Gracefully shutting down"), an orchestrator's cancel read as
+   success; the tap installs its own, which stops the run with 143 (or 130), from the
+   moment the tap exists. Waits for a non-zero exit on termination upstream.
+7. ``PluginBase._validate_config`` (:class:`CheckedConfig`): the SDK checks types and
+   required keys; the tap's checks of formats, typos and accounts run at the same
+   moment (before state and catalog are read), and jsonschema's messages, which quote
+   values, are rewritten so that no secret is shown. Waits for a public config hook.
+8. ``Tap.sync_all`` is wrapped (tap.py): final in the SDK, and the one place the outcome
+   of the whole run is known in process (meltano/sdk#2121 would add run hooks).
+"""
+
+from __future__ import annotations
+
+import typing as t
+from functools import cached_property, partial
+
+from singer_sdk import Stream, Tap
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.mapper import SameRecordTransform
+
+from tap_maesn_qonto import numbers
+from tap_maesn_qonto.output import BufferedSingerWriter, write_record_message
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from singer_sdk.helpers.types import Context
+
+
+class PlainRecordMessages(Stream):
+    """A stream whose RECORD messages skip the SDK's no-op per-record work (seams 1-3)."""
+
+    #: The version RECORD messages carry (reconcile.py).
+    table_version: int | None = None
+    #: Whether the stream's reads set its partitions' bookmarks (seam 2).
+    reads_own_bookmarks: t.ClassVar[bool] = False
+
+    def __init__(self, tap: Tap, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(tap, *args, **kwargs)
+        self._writing_tap = tap
+
+    @cached_property
+    def records_need_the_sdk(self) -> bool:
+        """A stream map, flattening or a deselected property is configured."""
+        maps = self.stream_maps
+        return not (
+            len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and not maps[0].flattening_enabled
+            and maps[0].stream_alias == self.name
+            and all(self.mask.values())
+        )
+
+    def bookmark_after_record(self, record: dict, context: Context | None) -> None:
+        """Set the partition's bookmark after ``record`` was written (reads that own it)."""
+
+    def _increment_stream_state(self, latest_record: dict, *, context: t.Any = None) -> None:
+        if self.reads_own_bookmarks:
+            self.bookmark_after_record(latest_record, context)
+        else:
+            super()._increment_stream_state(latest_record, context=context)
+
+    def _write_record_message(self, record: dict) -> None:
+        if self.records_need_the_sdk:
+            super()._write_record_message(record)
+            return
+        self._write_record(self.name, record, self.table_version)
+        self.state_manager.is_flushed = False  # as in the SDK's method: a STATE is due
+
+    @cached_property
+    def _write_record(self) -> Callable[[str, dict, int | None], None]:
+        """The tap's own writer's RECORD path, or any other writer's through a message."""
+        writer = self._writing_tap.message_writer  # read late: it may not exist at __init__
+        if isinstance(writer, BufferedSingerWriter):
+            return writer.write_record
+        if isinstance(writer, MsgSpecWriter):  # writes numbers kept as text verbatim
+            return partial(write_record_message, writer)
+        return lambda stream, record, version: write_record_message(
+            writer, stream, numbers.with_decimals(record), version
+        )
+
+
+def carry_version(stream: PlainRecordMessages, version: int | None) -> None:
+    """Have the RECORD messages of ``stream`` carry ``version``, on either path (seam 4)."""
+    stream.table_version = version
+    stream._stream_version = version
+
+
+def index_partition_lookups(manager: t.Any) -> None:
+    """Make ``manager.get_context_state`` a dictionary lookup after each context's first.
+
+    The index holds the dicts the SDK's own lookup returned, keyed by the partition
+    context and checked against the partition list they came from (a state replaced as
+    a whole is looked up afresh). It changes no state (seam 5).
+    """
+    if getattr(manager, "indexed_partition_lookups", False):
+        return
+    find: Callable[[Context | None], dict] = manager.get_context_state  # the SDK's own
+    found: dict[tuple, tuple[list | None, dict]] = {}
+
+    def partitions() -> list | None:
+        bookmarks = manager.tap_state.get("bookmarks") or {}
+        return (bookmarks.get(manager.stream_name) or {}).get("partitions")
+
+    def get_context_state(context: Context | None) -> dict:
+        if not context:
+            return find(context)
+        key = tuple(sorted(context.items()))
+        current = partitions()
+        hit = found.get(key)
+        if hit is not None and hit[0] is current:
+            return hit[1]
+        state = find(context)
+        found[key] = (partitions(), state)  # the list may have been created just now
+        return state
+
+    manager.get_context_state = get_context_state
+    manager.indexed_partition_lookups = True
+
+
+class SignalsOfTheRun(Tap):
+    """The tap's own SIGINT/SIGTERM handling from the moment it exists (seam 6)."""
+
+    def install_signal_handlers(self) -> None:
+        """Install the run's handlers (main thread only)."""
+
+    def _setup_signal_handlers(self) -> None:
+        self.install_signal_handlers()
+
+
+class CheckedConfig(Tap):
+    """The tap's own config checks where the SDK makes its own (seam 7)."""
+
+    def config_problems(self, errors: list[str]) -> list[str]:
+        """Every problem of the config, given the SDK's ``errors``; secrets never shown."""
+        return errors
+
+    def config_refused(self, problems: list[str]) -> Exception:
+        """The error a config with ``problems`` ends in."""
+        return ConfigValidationError("; ".join(problems), errors=problems)
+
+    def check_discovery_config(self) -> list[str]:
+        """Problems that stop even discovery, which does not validate (e.g. mistyped keys)."""
+        return []
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        try:
+            errors = super()._validate_config(raise_errors=raise_errors)
+        except ConfigValidationError as exc:
+            errors = list(exc.errors)
+        problems = self.config_problems(errors)
+        refused = problems if raise_errors else self.check_discovery_config()
+        if refused:
+            raise self.config_refused(refused)
+        return problems

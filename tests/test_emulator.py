@@ -1403,3 +1403,43 @@ def test_a_negative_lag_stamps_changes_ahead_of_the_date_header(emu: Emulator) -
     newest = [instant(record["updatedDate"]) for record in response.json()["data"][:2]]
     for stamp in newest:
         assert timedelta(seconds=7190) < stamp - served_at < timedelta(seconds=7210)
+
+
+def test_max_page_size_caps_every_page_and_pagination_says_so(emu: Emulator) -> None:
+    emu.configure(max_page_size=5)
+    document = list_page(emu, "invoices", limit=10, page=2).json()
+    assert len(document["data"]) == 5
+    assert document["meta"]["pagination"] == {
+        "total": SMALL["invoices"],
+        "perPage": 5,
+        "currentPage": 2,
+        "totalPages": 5,
+    }
+    served = [r["id"] for r in records_of(all_pages(emu, "invoices", limit=5))]
+    assert sorted(served) == sorted(emu.truth("invoices"))
+    assert len(list_page(emu, "invoices", limit=20, page=5).json()["data"]) == 3
+
+
+def test_partition_latency_slows_one_account_and_resource() -> None:
+    accounts = many_accounts(2)
+    fast, slow = accounts
+    with Emulator(
+        accounts=accounts, counts=SMALL, partition_latency_ms={slow: {"bills": 400}}
+    ) as emu:
+
+        def seconds(account: str, path: str) -> float:
+            started = time.monotonic()
+            assert call(emu, path, headers={**AUTH, "X-ACCOUNT-KEY": account}).status == 200
+            return time.monotonic() - started
+
+        assert seconds(slow, "/accounting/bills") >= 0.4
+        record_id = next(iter(emu.truth("bills", account=slow)))
+        assert seconds(slow, f"/accounting/bills/{record_id}") >= 0.4
+        assert seconds(slow, "/accounting/invoices") < 0.3
+        assert seconds(fast, "/accounting/bills") < 0.3
+        emu.configure(partition_latency_ms={slow: {"*": 400}})
+        assert seconds(slow, "/accounting/invoices") >= 0.4
+        with pytest.raises(ValueError, match="partition_latency_ms resource"):
+            emu.configure(partition_latency_ms={slow: {"customers": 1}})
+        with pytest.raises(ValueError, match="max_page_size"):
+            emu.configure(max_page_size=0)

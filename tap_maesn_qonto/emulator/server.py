@@ -142,6 +142,9 @@ class EmulatorSettings:
     duplicate_ids: int = 0
     pagination_meta: str = "full"
     pagination_totals_as_strings: bool = False  # "total": "300" rather than 300
+    # pages hold at most this many records whatever limit asks (pagination says so, in
+    # perPage and totalPages; page numbers count these pages); None: limit records
+    max_page_size: int | None = None
     past_last_page: str = "empty"
     null_updated_date_fraction: float = 0.0
     nulls_last: bool = False  # ordering by updatedDate puts null updatedDates last, not first
@@ -158,6 +161,9 @@ class EmulatorSettings:
     redirect_api_to: str | None = None  # every request gets a 302 to this base URL
     # faults
     latency_ms: float = 0.0
+    # account key -> {resource or "*": milliseconds}: added to that account's list and detail
+    # requests of that resource (a slow partition)
+    partition_latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     # Qonto's per-IP limit, [requests, seconds]: a request beyond that many within any window
     # of that many seconds is answered 429 with the Retry-After that frees the window.
     rate_limit: list[float] | None = None
@@ -206,6 +212,10 @@ def _normalized(settings: EmulatorSettings) -> EmulatorSettings:
     }
     settings.unsupported = list(settings.unsupported)
     settings.rejected_order_fields = [str(name) for name in settings.rejected_order_fields]
+    settings.partition_latency_ms = {
+        str(account): {str(resource): float(ms) for resource, ms in latencies.items()}
+        for account, latencies in settings.partition_latency_ms.items()
+    }
     settings.failing_details = {
         str(record_id): str(kind) for record_id, kind in settings.failing_details.items()
     }
@@ -254,6 +264,20 @@ def _normalized(settings: EmulatorSettings) -> EmulatorSettings:
             tuple(dict.fromkeys(name for names in ORDER_FIELDS.values() for name in names)),
         ),
         *_unknown("detail fault kind", settings.failing_details.values(), DETAIL_FAULT_KINDS),
+        *_unknown(
+            "account of partition_latency_ms",
+            settings.partition_latency_ms,
+            tuple(settings.accounts),
+        ),
+        *_unknown(
+            "partition_latency_ms resource",
+            {
+                resource
+                for latencies in settings.partition_latency_ms.values()
+                for resource in latencies
+            },
+            (*RESOURCES, "*"),
+        ),
         *_value_problems(settings),
     ]
     if problems:
@@ -289,6 +313,12 @@ def _value_problems(settings: EmulatorSettings) -> list[str]:
         problems.append("trickle_bytes must be a whole number of bytes, at least 1")
     if not 0 <= settings.trickle_interval_seconds <= 60:  # also refuses NaN
         problems.append("trickle_interval_seconds must be between 0 and 60")
+    latencies = [ms for by in settings.partition_latency_ms.values() for ms in by.values()]
+    if not all(0 <= ms <= 600_000 for ms in latencies):  # also refuses NaN
+        problems.append("partition_latency_ms must be between 0 and 600000 ms")
+    size = settings.max_page_size
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+        problems.append("max_page_size must be None or a whole number, at least 1")
     if not abs(settings.updated_lag_seconds) <= _MAX_LAG_SECONDS:  # also refuses NaN
         problems.append("updated_lag_seconds must be a number of seconds, at most ten years")
     return [*problems, *_rate_limit_and_redirect_problems(settings)]
@@ -710,8 +740,17 @@ class Emulator:
             self._requests += 1
             if not reply.reset:
                 self._statuses[str(reply.status)] += 1
+            reply.delay_seconds += self._partition_latency_ms(request) / 1000
         reply.delay_seconds += self.settings.latency_ms / 1000
         return reply
+
+    def _partition_latency_ms(self, request: Request) -> float:
+        """partition_latency_ms for this request's account and resource (list or detail)."""
+        resource, _ = _route(request)
+        by_resource = self.settings.partition_latency_ms.get(request.header("X-ACCOUNT-KEY") or "")
+        if resource is None or not by_resource:
+            return 0.0
+        return by_resource.get(resource, by_resource.get("*", 0.0))
 
     def _rate_limited(self, request: Request) -> Reply | None:
         """A 429 if ``rate_limit`` requests were already answered within its window."""
@@ -949,30 +988,31 @@ class Emulator:
         fault: str | None,
     ) -> Reply:
         warnings: list[str] = []
-        view_key = self._view_key(query, self.settings.accounts[account_key], warnings)
+        per_page = min(query.limit, self.settings.max_page_size or query.limit)
+        view_key = self._view_key(query, per_page, self.settings.accounts[account_key], warnings)
         records = self._collections[account_key, resource].view(view_key)
         total = len(records)
-        total_pages = math.ceil(total / query.limit)
+        total_pages = math.ceil(total / per_page)
         if query.page > max(total_pages, 1) and self.settings.past_last_page == "422":
             return _json_reply(422, self._with_echoed_headers(dict(_PAGE_OUT_OF_RANGE), request))
-        first = (query.page - 1) * query.limit
+        first = (query.page - 1) * per_page
         if fault == "data_not_list":
             data = b"{}"
         elif fault in ("errors_200", "empty_with_more"):
             data = b"[]"
         else:
-            data = b"[" + b",".join(records[first : first + query.limit]) + b"]"
+            data = b"[" + b",".join(records[first : first + per_page]) + b"]"
         errors = b"null"
         if fault == "errors_200":
             errors = _UPSTREAM_ERRORS
             if self.settings.echo_headers_in_errors:  # hostile on purpose, as _error's
                 errors = to_json_bytes({**_UPSTREAM_ERROR, "requestHeaders": dict(request.headers)})
         if fault == "empty_with_more":  # no records, yet totals that promise several pages
-            total = max(total, query.limit + 1)
-            total_pages = math.ceil(total / query.limit)
+            total = max(total, per_page + 1)
+            total_pages = math.ceil(total / per_page)
         pagination: dict[str, int | str] = {
             "total": total,
-            "perPage": query.limit,
+            "perPage": per_page,
             "currentPage": query.page,
             "totalPages": total_pages,
         }
@@ -1012,7 +1052,9 @@ class Emulator:
             200, b'{"meta":{"warnings":[]},"data":' + body + b',"errors":null,"rawData":null}'
         )
 
-    def _view_key(self, query: _ListQuery, target_system: str, warnings: list[str]) -> ViewKey:
+    def _view_key(
+        self, query: _ListQuery, per_page: int, target_system: str, warnings: list[str]
+    ) -> ViewKey:
         """Apply the honor_* knobs: an unsupported parameter is ignored with a warning."""
         since = query.since
         if since is not None and not self.settings.honor_filters:
@@ -1029,7 +1071,7 @@ class Emulator:
         if since is not None and self.settings.filter_semantics == "gt_seconds":
             # floor(updated) > floor(since)  <=>  updated >= floor(since) + 1 s
             since = since.replace(microsecond=0) + timedelta(seconds=1)
-        page_size = query.limit if self.settings.sort_scope == "page" else 0
+        page_size = per_page if self.settings.sort_scope == "page" else 0
         duplicates = self.settings.duplicate_ids
         if order_field is None:  # Qonto's native order: newest first
             return ViewKey(since, "createdDate", order_dir != "ASC", False, page_size, duplicates)

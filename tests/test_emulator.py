@@ -1443,3 +1443,13 @@ def test_partition_latency_slows_one_account_and_resource() -> None:
             emu.configure(partition_latency_ms={slow: {"customers": 1}})
         with pytest.raises(ValueError, match="max_page_size"):
             emu.configure(max_page_size=0)
+
+
+def test_mutation_batches_stop_the_periodic_changes_after_that_many(emu: Emulator) -> None:
+    emu.configure(mutate_every_requests=1, mutation_batches=2, mutations_per_batch={"create": 1})
+    totals = [list_page(emu, "bills").json()["meta"]["pagination"]["total"] for _ in range(4)]
+    assert totals == [20, 21, 22, 22]  # a batch follows the answer that counts
+    emu.configure(mutation_batches=1)  # counted again from now
+    totals = [list_page(emu, "bills").json()["meta"]["pagination"]["total"] for _ in range(2)]
+    assert totals == [22, 23]
+    assert emu.stats()["mutations"] == {"update": 0, "create": 3, "delete": 0}

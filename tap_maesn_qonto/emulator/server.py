@@ -182,6 +182,8 @@ class EmulatorSettings:
     unsupported: list[str] = field(default_factory=list)
     # changes while a client pages
     mutate_every_requests: int = 0
+    # at most this many of those batches (counted from when either knob was last set); 0: no limit
+    mutation_batches: int = 0
     mutations_per_batch: dict[str, int] = field(
         default_factory=lambda: {"update": 2, "create": 1, "delete": 0}
     )
@@ -305,7 +307,7 @@ def _value_problems(settings: EmulatorSettings) -> list[str]:
     ):
         if not isinstance(getattr(settings, name), bool):
             problems.append(f"{name} must be true or false")
-    for name in ("tie_group_size", "duplicate_ids"):
+    for name in ("tie_group_size", "duplicate_ids", "mutation_batches"):
         value = getattr(settings, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             problems.append(f"{name} must be a whole number, not negative")
@@ -492,6 +494,7 @@ class Emulator:
         self._auth_requests: Counter[str] = Counter()  # GET /auth/{TARGET_SYSTEM}, by system
         self._mutations: Counter[str] = Counter()
         self._successful_list_requests = 0
+        self._periodic_batches = 0  # mutate_every_requests batches, for mutation_batches
         self._server: _Server | None = None
         self._serve_thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
@@ -552,6 +555,8 @@ class Emulator:
             old_presentation = self._presentation()
             old_lag = self.settings.updated_lag_seconds
             self.settings = _normalized(dataclasses.replace(self.settings, **knobs))
+            if {"mutate_every_requests", "mutation_batches"} & set(knobs):
+                self._periodic_batches = 0
             if self.settings.updated_lag_seconds != old_lag:
                 # The server clock was set to another time: stamps follow it, even backwards.
                 self._last_stamp = UPDATED_CAP
@@ -1086,8 +1091,11 @@ class Emulator:
 
     def _count_success_and_maybe_mutate(self, account_key: str, resource: str) -> None:
         self._successful_list_requests += 1
-        every = self.settings.mutate_every_requests
+        every, most = self.settings.mutate_every_requests, self.settings.mutation_batches
         if every and self._successful_list_requests % every == 0:
+            if most and self._periodic_batches >= most:
+                return
+            self._periodic_batches += 1
             batch = {
                 kind: self.settings.mutations_per_batch.get(kind, 0) for kind in MUTATION_KINDS
             }

@@ -1453,3 +1453,82 @@ def test_mutation_batches_stop_the_periodic_changes_after_that_many(emu: Emulato
     totals = [list_page(emu, "bills").json()["meta"]["pagination"]["total"] for _ in range(2)]
     assert totals == [22, 23]
     assert emu.stats()["mutations"] == {"update": 0, "create": 3, "delete": 0}
+
+
+def test_shrink_line_items_picks_a_record_whose_currency_has_a_donor() -> None:
+    with Emulator(counts={"invoices": 40}) as emu:
+        truth = emu.truth("invoices")
+        empty_currencies = {r["currency"] for r in truth.values() if not r["lineItems"]}
+        shrunk = [emu.shrink_line_items("invoices", before=1, after=0) for _ in range(5)]
+        after = emu.truth("invoices")
+    assert len(set(shrunk)) == 5
+    for record_id in shrunk:
+        assert len(truth[record_id]["lineItems"]) == 1
+        assert truth[record_id]["currency"] in empty_currencies
+        assert after[record_id]["lineItems"] == []
+        assert after[record_id]["updatedDate"] != truth[record_id]["updatedDate"]
+
+
+def test_remove_line_items_empties_the_chosen_records(emu: Emulator) -> None:
+    truth = emu.truth("invoices")
+    empty_currencies = {r["currency"] for r in truth.values() if not r["lineItems"]}
+    chosen = sorted(
+        i for i, r in truth.items() if r["lineItems"] and r["currency"] in empty_currencies
+    )[:3]
+    emu.remove_line_items("invoices", chosen)
+    after = emu.truth("invoices")
+    for record_id in chosen:
+        assert after[record_id]["lineItems"] == []
+        assert instant(after[record_id]["updatedDate"]) > SEEDED_DATA_CAP
+    assert {i: r for i, r in after.items() if i not in chosen} == {
+        i: r for i, r in truth.items() if i not in chosen
+    }
+    with pytest.raises(ValueError, match="cannot remove the lines"):
+        emu.remove_line_items("invoices", ["no-such-id"])
+
+
+def test_mutated_resources_limit_which_requests_count_and_change(emu: Emulator) -> None:
+    emu.configure(
+        mutate_every_requests=2,
+        mutations_per_batch={"create": 1},
+        mutated_resources=["invoices"],
+    )
+    for _ in range(3):
+        assert list_page(emu, "bills").status == 200
+    assert len(emu.truth("bills")) == SMALL["bills"]
+    list_page(emu, "invoices")
+    list_page(emu, "invoices")
+    assert len(emu.truth("invoices")) == SMALL["invoices"] + 1
+    with pytest.raises(ValueError, match="mutated resource"):
+        emu.configure(mutated_resources=["customers"])
+
+
+def test_stamp_to_the_second_makes_changes_share_whole_seconds() -> None:
+    with Emulator(
+        counts=SMALL, stamp_to_the_second=True, updated_lag_seconds=10 * 365 * 86400
+    ) as emu:
+        before = set(emu.truth("invoices"))
+        emu.mutate("invoices", create=2, update=1)
+        emu.mutate("invoices", create=1)
+        truth = emu.truth("invoices")
+    created = [truth[i] for i in set(truth) - before]
+    changed = [r for r in truth.values() if instant(r["updatedDate"]) > SEEDED_DATA_CAP]
+    assert len(created) == 3
+    assert len(changed) == 4
+    stamps = {instant(r["updatedDate"]) for r in changed} | {
+        instant(r["createdDate"]) for r in created
+    }
+    assert stamps == {SEEDED_DATA_CAP + timedelta(seconds=1)}
+
+
+def test_fail_next_can_target_requests_by_their_parameters(emu: Emulator) -> None:
+    emu.fail_next("503", count=2, query={"orderField": "createdDate", "orderDir": "DESC"})
+    assert list_page(emu, "invoices", orderField="createdDate", orderDir="ASC").status == 200
+    assert list_page(emu, "invoices").status == 200
+    newest = {"orderField": "createdDate", "orderDir": "DESC", "limit": 5}
+    assert list_page(emu, "bills", **newest).status == 503
+    fault = {"kind": "500", "query": {"limit": "5"}}
+    assert call(emu, "/_emulator/fail_next", method="POST", body=fault, headers={}).status == 200
+    assert list_page(emu, "bills", **newest).status == 503  # scripted first, taken first
+    assert list_page(emu, "bills", limit=10).status == 200
+    assert list_page(emu, "bills", limit=5).status == 500

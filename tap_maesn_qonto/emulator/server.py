@@ -153,6 +153,8 @@ class EmulatorSettings:
     echo_headers_in_errors: bool = False
     # changes are stamped this many seconds behind the wall clock (a server clock lagging)
     updated_lag_seconds: float = 0.0
+    # changes are stamped (createdDate, updatedDate) at whole seconds, several sharing one
+    stamp_to_the_second: bool = False
     # GET /auth/{target}: "401" although the same X-API-KEY reads data, or "unreachable"
     # (the connection is reset); None answers it as Maesn does
     auth_check_failure: str | None = None
@@ -184,12 +186,15 @@ class EmulatorSettings:
     mutate_every_requests: int = 0
     # at most this many of those batches (counted from when either knob was last set); 0: no limit
     mutation_batches: int = 0
+    # only list requests of these resources count and are changed; empty: every resource
+    mutated_resources: list[str] = field(default_factory=list)
     mutations_per_batch: dict[str, int] = field(
         default_factory=lambda: {"update": 2, "create": 1, "delete": 0}
     )
 
 
 _MAX_LAG_SECONDS = 10 * 366 * 24 * 3600
+_ONE_SECOND = timedelta(seconds=1)
 
 # The dataset is generated once from these; changing them would mean a different emulator.
 _CONSTRUCTION_ONLY = frozenset(
@@ -213,6 +218,7 @@ def _normalized(settings: EmulatorSettings) -> EmulatorSettings:
         str(account): str(failure) for account, failure in settings.failing_accounts.items()
     }
     settings.unsupported = list(settings.unsupported)
+    settings.mutated_resources = list(settings.mutated_resources)
     settings.rejected_order_fields = [str(name) for name in settings.rejected_order_fields]
     settings.partition_latency_ms = {
         str(account): {str(resource): float(ms) for resource, ms in latencies.items()}
@@ -234,6 +240,7 @@ def _normalized(settings: EmulatorSettings) -> EmulatorSettings:
     problems = [
         *_unknown("counts resource", settings.counts, RESOURCES),
         *_unknown("unsupported resource", settings.unsupported, RESOURCES),
+        *_unknown("mutated resource", settings.mutated_resources, RESOURCES),
         *_unknown(
             "fault kind",
             [*settings.fault_kinds, *filter(None, [settings.fail_always])],
@@ -304,6 +311,7 @@ def _value_problems(settings: EmulatorSettings) -> list[str]:
         "not_maesn",
         "honor_order_dir",
         "pagination_totals_as_strings",
+        "stamp_to_the_second",
     ):
         if not isinstance(getattr(settings, name), bool):
             problems.append(f"{name} must be true or false")
@@ -447,6 +455,7 @@ class _ScriptedFault:
     resource: str | None
     page: int | None = None
     account_key: str | None = None
+    query: dict[str, str] | None = None  # these parameters with these values
 
 
 # --------------------------------------------------------------------------- emulator
@@ -593,7 +602,7 @@ class Emulator:
     ) -> str:
         """Edit one record of ``before`` lines to have ``after`` (a user removing lines):
         it takes the lines of a record of ``after`` lines in its currency and is stamped
-        as a change. Returns its id."""
+        as a change. The record is the first by id that has such a donor. Returns its id."""
         with self._lock:
             collection = self._collection(account, resource)
             truth = collection.truth()
@@ -601,18 +610,50 @@ class Emulator:
             def count(record_id: str) -> int:
                 return len(truth[record_id].get("lineItems") or [])
 
-            target = next(i for i in sorted(truth) if count(i) == before)
-            currency = truth[target].get("currency")
-            donor = next(
+            # The first record of ``before`` lines (by id) with a donor in its currency.
+            donors: dict[Any, str] = {}
+            for i in sorted(truth):
+                if count(i) == after:
+                    donors.setdefault(truth[i].get("currency"), i)
+            target = next(
                 i
                 for i in sorted(truth)
-                if count(i) == after and truth[i].get("currency") == currency
+                if count(i) == before and truth[i].get("currency") in donors
             )
+            donor = donors[truth[target].get("currency")]
             record = collection.records[target]
             record.basket = collection.records[donor].basket
             record.updated = self._stamp()
             collection.rerender(self._presentation())
             return target
+
+    def remove_line_items(
+        self, resource: str, record_ids: list[str], *, account: str = "qonto"
+    ) -> None:
+        """Users remove every line of these records, one after the other: each takes the
+        amounts and lines (none) of a record without lines in its currency, and is stamped
+        as a change. ValueError, before any change, if a currency has no such record."""
+        with self._lock:
+            collection = self._collection(account, resource)
+            truth = collection.truth()
+            donors: dict[Any, str] = {}
+            for record_id in sorted(truth):
+                if not truth[record_id].get("lineItems"):
+                    donors.setdefault(truth[record_id].get("currency"), record_id)
+            unknown = [i for i in record_ids if i not in truth]
+            orphans = [
+                i for i in record_ids if i in truth and truth[i].get("currency") not in donors
+            ]
+            if unknown or orphans:
+                raise ValueError(
+                    f"cannot remove the lines of {', '.join(unknown + orphans)}: "
+                    "no such record, or no record without lines in its currency"
+                )
+            for record_id in record_ids:
+                donor = donors[truth[record_id].get("currency")]
+                collection.records[record_id].basket = collection.records[donor].basket
+                collection.records[record_id].updated = self._stamp()
+            collection.rerender(self._presentation())
 
     def fail_next(
         self,
@@ -620,11 +661,14 @@ class Emulator:
         count: int = 1,
         resource: str | None = None,
         page: int | None = None,
+        *,
         account: str | None = None,
+        query: dict[str, str] | None = None,
     ) -> None:
         """Script ``kind`` for the next ``count`` list requests (of ``resource``, or of any;
         for page number ``page`` only, as the ``page`` query parameter says, 1 when absent;
-        of ``account`` only, a key or a target system name as in ``truth``)."""
+        of ``account`` only, a key or a target system name as in ``truth``; with every
+        parameter of ``query`` sent with that value, e.g. ``{"orderDir": "DESC"}``)."""
         kind = str(kind)
         if kind not in FAULT_KINDS:
             raise ValueError(
@@ -638,7 +682,10 @@ class Emulator:
             page = int(page)
         with self._lock:
             account_key = None if account is None else self._account_key(account)
-            self._scripted_faults.append(_ScriptedFault(kind, count, resource, page, account_key))
+            wanted = None if query is None else {str(k): str(v) for k, v in query.items()}
+            self._scripted_faults.append(
+                _ScriptedFault(kind, count, resource, page, account_key, wanted)
+            )
 
     def stats(self) -> dict[str, Any]:
         """Counts since start: API requests (admin calls excluded), statuses, faults, mutations,
@@ -726,11 +773,16 @@ class Emulator:
 
     def _stamp(self) -> datetime:
         """The instant a change is stamped with: the lagging server clock, strictly later than
-        the previous change even where the floor of _now_millis holds the clock still."""
-        stamp = max(
-            _now_millis(self.settings.updated_lag_seconds),
-            self._last_stamp + timedelta(milliseconds=1),
-        )
+        the previous change even where the floor of _now_millis holds the clock still.
+
+        With ``stamp_to_the_second``, the clock's whole second: changes within one second
+        share it (never earlier than the previous change, always after the seeded data).
+        """
+        now = _now_millis(self.settings.updated_lag_seconds)
+        if self.settings.stamp_to_the_second:
+            stamp = max(now.replace(microsecond=0), self._last_stamp, UPDATED_CAP + _ONE_SECOND)
+        else:
+            stamp = max(now, self._last_stamp + timedelta(milliseconds=1))
         self._last_stamp = stamp
         return stamp
 
@@ -907,7 +959,7 @@ class Emulator:
             ]
             message = f"orderField must be one of the following values: {', '.join(allowed)}"
             return self._error(400, [message], request)
-        fault = self._draw_fault(resource, query.page, account_key)
+        fault = self._draw_fault(resource, query.page, account_key, request.query)
         if fault is not None and fault not in _FAULTS_IN_A_PAGE:
             return self._fault_reply(fault, target_system, request)
         reply = self._page(account_key, resource, query, request, fault=fault)
@@ -921,8 +973,12 @@ class Emulator:
             self._count_success_and_maybe_mutate(account_key, resource)
         return reply
 
-    def _draw_fault(self, resource: str, page: int, account_key: str) -> str | None:
-        kind = self.settings.fail_always or self._take_scripted_fault(resource, page, account_key)
+    def _draw_fault(
+        self, resource: str, page: int, account_key: str, params: dict[str, str]
+    ) -> str | None:
+        kind = self.settings.fail_always or self._take_scripted_fault(
+            resource, page, account_key, params
+        )
         if (
             kind is None
             and self.settings.fault_rate
@@ -933,12 +989,15 @@ class Emulator:
             self._faults[kind] += 1
         return kind
 
-    def _take_scripted_fault(self, resource: str, page: int, account_key: str) -> str | None:
+    def _take_scripted_fault(
+        self, resource: str, page: int, account_key: str, params: dict[str, str]
+    ) -> str | None:
         for scripted in self._scripted_faults:
             if (
                 scripted.resource in (None, resource)
                 and scripted.page in (None, page)
                 and scripted.account_key in (None, account_key)
+                and all(params.get(k) == v for k, v in (scripted.query or {}).items())
             ):
                 scripted.remaining -= 1
                 if scripted.remaining <= 0:
@@ -1090,6 +1149,8 @@ class Emulator:
         return {"warnings": warnings, "pagination": pagination if mode == "full" else None}
 
     def _count_success_and_maybe_mutate(self, account_key: str, resource: str) -> None:
+        if self.settings.mutated_resources and resource not in self.settings.mutated_resources:
+            return
         self._successful_list_requests += 1
         every, most = self.settings.mutate_every_requests, self.settings.mutation_batches
         if every and self._successful_list_requests % every == 0:

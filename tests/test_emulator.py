@@ -750,12 +750,16 @@ def test_nulls_last_puts_null_updated_dates_after_the_others(direction: str) -> 
 # --------------------------------------------------------------------------- faults
 
 
-@pytest.mark.parametrize("kind", ["401", "403", "404", "405", "422", "500", "502", "503"])
+@pytest.mark.parametrize(
+    "kind", ["401", "403", "404", "405", "409", "410", "422", "500", "502", "503"]
+)
 def test_error_faults_answer_with_their_status(emu: Emulator, kind: str) -> None:
     emu.fail_next(kind)
     response = list_page(emu, "invoices")
     assert response.status == int(kind)
     assert isinstance(response.json(), dict)
+    if kind not in ("422",):  # Qonto's own shape; the others are Maesn's (NestJS)
+        assert response.json()["statusCode"] == int(kind)
     assert list_page(emu, "invoices").status == 200
 
 
@@ -1036,6 +1040,18 @@ def test_new_knobs_are_validated(emu: Emulator) -> None:
         ({"failing_accounts": {"no-such-account": "500"}}, "account of failing_accounts"),
         ({"failing_accounts": {QONTO_ACCOUNT_KEY: "418"}}, "account failure"),
         ({"updated_lag_seconds": float("nan")}, "updated_lag_seconds"),
+        ({"pagination_totals_as_strings": "yes"}, "pagination_totals_as_strings"),
+        ({"honor_order_dir": 0}, "honor_order_dir"),
+        ({"sort_scope": "window"}, "sort_scope"),
+        ({"filter_semantics": "gt"}, "filter_semantics"),
+        ({"duplicate_ids": -1}, "duplicate_ids"),
+        ({"duplicate_ids": True}, "duplicate_ids"),
+        ({"rejected_order_fields": ["name"]}, "rejected order field"),
+        ({"auth_check_failure": "403"}, "auth_check_failure"),
+        ({"failing_details": {"some-id": "trickle"}}, "detail fault kind"),
+        ({"trickle_bytes": 0}, "trickle_bytes"),
+        ({"trickle_interval_seconds": -1}, "trickle_interval_seconds"),
+        ({"fault_kinds": ["408"]}, "fault kind"),
     ]
     for knobs, problem in bad_runtime:
         with pytest.raises(ValueError, match=problem):
@@ -1125,3 +1141,394 @@ def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
     assert stdout.startswith(f"Maesn emulator listening on {url} (api key emulator-api-key;")
+
+
+# --------------------------------------------------------------------------- misbehaviours of
+# the "Delete nothing, lose nothing" issue (each default leaves the API as above)
+
+
+def test_pagination_totals_can_be_json_strings() -> None:
+    with Emulator(counts=SMALL, pagination_totals_as_strings=True) as emu:
+        document = list_page(emu, "invoices", limit=10, page=2).json()
+    assert document["meta"]["pagination"] == {
+        "total": "23",
+        "perPage": "10",
+        "currentPage": "2",
+        "totalPages": "3",
+    }
+    assert len(document["data"]) == 10
+
+
+def test_order_dir_can_be_ignored_silently(emu: Emulator) -> None:
+    emu.configure(honor_order_dir=False)
+    for direction in ("ASC", "DESC"):
+        params = {"orderField": "updatedDate", "orderDir": direction, "limit": 50}
+        document = list_page(emu, "bills", **params).json()
+        instants = [instant(record["updatedDate"]) for record in document["data"]]
+        assert instants == sorted(instants)  # always ASC
+        assert document["meta"]["warnings"] == []
+    native = list_page(emu, "bills", limit=50, orderDir="ASC").json()["data"]
+    instants = [instant(record["createdDate"]) for record in native]
+    assert instants == sorted(instants, reverse=True)  # no orderField: the native order
+
+
+def test_sort_scope_page_sorts_each_page_of_the_native_order_alone(emu: Emulator) -> None:
+    body = {"sort_scope": "page"}
+    assert call(emu, "/_emulator/configure", method="POST", body=body, headers={}).status == 200
+    native = [r["id"] for r in records_of(all_pages(emu, "invoices", limit=5))]
+    params = {"orderField": "updatedDate", "orderDir": "ASC", "limit": 5}
+    pages = [page["data"] for page in all_pages(emu, "invoices", **params)]
+    for number, page in enumerate(pages):
+        assert {r["id"] for r in page} == set(native[number * 5 : number * 5 + 5])
+        instants = [instant(record["updatedDate"]) for record in page]
+        assert instants == sorted(instants)
+    everything = [instant(record["updatedDate"]) for page in pages for record in page]
+    assert everything != sorted(everything)  # not the list's order: only each page's
+    emu.configure(sort_scope="list")
+    everything = [
+        instant(r["updatedDate"]) for r in records_of(all_pages(emu, "invoices", **params))
+    ]
+    assert everything == sorted(everything)
+
+
+def test_gt_seconds_filter_drops_the_filters_own_second(emu: Emulator) -> None:
+    truth = emu.truth("invoices")
+    updated = sorted(instant(record["updatedDate"]) for record in truth.values())
+    boundary = updated[len(updated) // 2]
+    since = boundary  # a record's own updatedDate: "gte" serves it, "gt_seconds" does not
+
+    def served(**knobs: Any) -> set[str]:
+        emu.configure(**knobs)
+        records = records_of(all_pages(emu, "invoices", lastModifiedAt=since.isoformat()))
+        return {record["id"] for record in records}
+
+    later_seconds = {
+        key
+        for key, record in truth.items()
+        if instant(record["updatedDate"]).replace(microsecond=0) > boundary.replace(microsecond=0)
+    }
+    at_the_boundary = {k for k, r in truth.items() if instant(r["updatedDate"]) == boundary}
+    assert at_the_boundary
+    assert served(filter_semantics="gt_seconds") == later_seconds
+    assert served(filter_semantics="gte") == {
+        key for key, record in truth.items() if instant(record["updatedDate"]) >= since
+    }
+    assert at_the_boundary <= served() - later_seconds
+
+
+def test_duplicate_ids_list_records_twice_and_totals_count_both(emu: Emulator) -> None:
+    emu.configure(duplicate_ids=2)
+    truth = emu.truth("bills")
+    for params in ({}, {"orderField": "updatedDate", "orderDir": "ASC"}):
+        pages = all_pages(emu, "bills", limit=5, **params)
+        ids = [record["id"] for record in records_of(pages)]
+        assert set(ids) == set(truth)
+        assert len(ids) == len(truth) + 2
+        assert pages[0]["meta"]["pagination"]["total"] == len(truth) + 2
+        twice = sorted(key for key, n in Counter(ids).items() if n == 2)
+        assert twice == sorted(truth)[:2]
+        for key in twice:  # one right after the other, as an unstable sort serves it
+            first = ids.index(key)
+            assert ids[first + 1] == key
+    emu.configure(duplicate_ids=0)
+    assert len(records_of(all_pages(emu, "bills", limit=5))) == len(truth)
+
+
+def test_rejected_order_fields_are_a_maesn_400(emu: Emulator) -> None:
+    emu.configure(rejected_order_fields=["createdDate"])
+    response = list_page(emu, "invoices", orderField="createdDate", orderDir="ASC")
+    assert response.status == 400
+    assert response.json() == {
+        "statusCode": 400,
+        "message": [
+            "orderField must be one of the following values: "
+            "invoiceDate, invoiceNumber, updatedDate"
+        ],
+        "error": "Bad Request",
+    }
+    assert list_page(emu, "invoices", orderField="updatedDate").status == 200
+    assert list_page(emu, "invoices").status == 200  # the native order is no orderField
+
+
+def test_empty_with_more_is_an_empty_page_whose_totals_promise_more() -> None:
+    with Emulator(counts={**SMALL, "bills": 0}) as emu:
+        for resource, total in (("invoices", SMALL["invoices"]), ("bills", 6)):
+            emu.fail_next("empty_with_more", resource=resource)
+            response = list_page(emu, resource, limit=5)
+            assert response.status == 200
+            document = response.json()
+            assert document["data"] == []
+            assert document["errors"] is None
+            pagination = document["meta"]["pagination"]
+            assert pagination["total"] == total
+            assert pagination["totalPages"] >= 2
+        assert emu.stats()["faults"] == {"empty_with_more": 2}
+        assert len(list_page(emu, "invoices", limit=5).json()["data"]) == 5
+
+
+def test_trickle_sends_a_page_bit_by_bit_within_any_read_timeout(emu: Emulator) -> None:
+    expected = list_page(emu, "invoices", limit=5).body
+    emu.configure(trickle_bytes=len(expected) // 8 + 1, trickle_interval_seconds=0.1)
+    emu.fail_next("trickle")
+    started = time.monotonic()
+    response = call(emu, "/accounting/invoices", {"limit": 5}, timeout=0.5)  # per read
+    elapsed = time.monotonic() - started
+    assert response.status == 200
+    assert response.body == expected
+    assert elapsed >= 0.7  # 8 pauses of 0.1 s, each shorter than the read timeout
+    assert emu.stats()["faults"] == {"trickle": 1}
+
+
+def test_close_cuts_a_trickle_short() -> None:
+    emu = Emulator(counts=SMALL, trickle_bytes=10, trickle_interval_seconds=5).start()
+    emu.fail_next("trickle")
+    failures: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            call(emu, "/accounting/invoices", timeout=30)
+        except (http.client.HTTPException, OSError) as problem:
+            failures.append(problem)
+
+    fetcher = threading.Thread(target=fetch)
+    fetcher.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    emu.close()
+    fetcher.join(timeout=10)
+    assert time.monotonic() - started < 3
+    assert not fetcher.is_alive()
+    assert failures, "the body was served whole"
+
+
+def test_failing_account_404_says_the_endpoint_is_not_supported() -> None:
+    accounts = many_accounts(2)
+    healthy, unsupported = accounts
+    with Emulator(accounts=accounts, counts=SMALL, failing_accounts={unsupported: "404"}) as emu:
+        headers = {**AUTH, "X-ACCOUNT-KEY": unsupported}
+        record_id = next(iter(emu.truth("invoices", account=unsupported)))
+        for path in ("/accounting/invoices", f"/accounting/invoices/{record_id}"):
+            response = call(emu, path, headers=headers)
+            assert response.status == 404
+            assert response.json() == {
+                "statusCode": 404,
+                "message": "Endpoint not supported for target system qonto",
+                "error": "Not Found",
+            }
+        assert call(emu, "/user/user-info", headers=headers).status == 200
+        assert (
+            call(emu, "/accounting/invoices", headers={**AUTH, "X-ACCOUNT-KEY": healthy}).status
+            == 200
+        )
+
+
+def test_auth_check_can_fail_while_the_same_tenant_key_reads_data(emu: Emulator) -> None:
+    tenant_only = {"X-API-KEY": DEFAULT_API_KEY}
+    emu.configure(auth_check_failure="401")
+    response = call(emu, "/auth/qonto", headers=tenant_only)
+    assert response.status == 401
+    assert response.json()["message"] == "Invalid or missing X-API-KEY"
+    assert list_page(emu, "invoices").status == 200
+    body = {"auth_check_failure": "unreachable"}
+    assert call(emu, "/_emulator/configure", method="POST", body=body, headers={}).status == 200
+    with pytest.raises(ConnectionError):
+        call(emu, "/auth/qonto", headers=tenant_only)
+    assert list_page(emu, "invoices").status == 200
+    emu.configure(auth_check_failure=None)
+    assert call(emu, "/auth/qonto", headers=tenant_only).status == 200
+    assert emu.stats()["auth_requests"] == {"qonto": 3}
+
+
+def test_errors_200_echoes_the_keys_inside_errors_when_asked(emu: Emulator) -> None:
+    emu.configure(echo_headers_in_errors=True)
+    emu.fail_next("errors_200")
+    response = list_page(emu, "invoices", limit=10)
+    assert response.status == 200
+    errors = response.json()["errors"]
+    assert errors["message"] == "Qonto request failed"
+    echoed = {name.lower(): value for name, value in errors["requestHeaders"].items()}
+    assert echoed["x-api-key"] == DEFAULT_API_KEY
+    assert echoed["x-account-key"] == QONTO_ACCOUNT_KEY
+
+
+def test_fail_next_can_target_one_account(emu: Emulator) -> None:
+    sandbox = {**AUTH, "X-ACCOUNT-KEY": SANDBOX_ACCOUNT_KEY}
+    emu.fail_next("503", count=2, resource="bills", account="qonto-sandbox")
+    assert list_page(emu, "bills").status == 200
+    assert call(emu, "/accounting/bills", headers=sandbox).status == 503
+    fault = {"kind": "410", "resource": "bills", "account": QONTO_ACCOUNT_KEY}
+    assert call(emu, "/_emulator/fail_next", method="POST", body=fault, headers={}).status == 200
+    assert call(emu, "/accounting/bills", headers=sandbox).status == 503
+    assert list_page(emu, "bills").status == 410
+    assert call(emu, "/accounting/bills", headers=sandbox).status == 200
+    with pytest.raises(ValueError, match="unknown account"):
+        emu.fail_next("500", account="no-such-account")
+
+
+def test_failing_details_fail_one_record_or_every_record(emu: Emulator) -> None:
+    first, second = sorted(emu.truth("invoices"))[:2]
+    emu.configure(failing_details={first: "500"})
+    assert call(emu, f"/accounting/invoices/{first}").status == 500
+    assert call(emu, f"/accounting/invoices/{second}").status == 200
+    assert list_page(emu, "invoices").status == 200
+    emu.configure(failing_details={"*": "503"})
+    assert call(emu, f"/accounting/invoices/{second}").status == 503
+    assert emu.stats()["faults"] == {"500": 1, "503": 1}
+
+
+def test_every_answer_carries_a_date_header_from_the_wall_clock(emu: Emulator) -> None:
+    emu.configure(auth_check_failure="401")
+    answers = [
+        list_page(emu, "invoices"),
+        call(emu, "/health", headers={}),
+        call(emu, "/auth/qonto", headers={"X-API-KEY": DEFAULT_API_KEY}),
+        call(emu, "/accounting/invoices", headers={}),
+        call(emu, "/_emulator/stats", headers={}),
+    ]
+    emu.configure(redirect_api_to="http://127.0.0.1:1")
+    answers.append(list_page(emu, "invoices"))
+    assert [answer.status for answer in answers] == [200, 200, 401, 401, 200, 302]
+    for answer in answers:
+        served = email.utils.parsedate_to_datetime(answer.headers["Date"])
+        assert abs((served - datetime.now(UTC)).total_seconds()) < 3
+
+
+def test_a_negative_lag_stamps_changes_ahead_of_the_date_header(emu: Emulator) -> None:
+    # updated_lag_seconds < 0: the data's clock runs ahead of the server's Date header.
+    emu.configure(updated_lag_seconds=-7200)
+    emu.mutate("invoices", update=1, create=1)
+    params = {"orderField": "updatedDate", "orderDir": "DESC", "limit": 5}
+    response = list_page(emu, "invoices", **params)
+    served_at = email.utils.parsedate_to_datetime(response.headers["Date"])
+    newest = [instant(record["updatedDate"]) for record in response.json()["data"][:2]]
+    for stamp in newest:
+        assert timedelta(seconds=7190) < stamp - served_at < timedelta(seconds=7210)
+
+
+def test_max_page_size_caps_every_page_and_pagination_says_so(emu: Emulator) -> None:
+    emu.configure(max_page_size=5)
+    document = list_page(emu, "invoices", limit=10, page=2).json()
+    assert len(document["data"]) == 5
+    assert document["meta"]["pagination"] == {
+        "total": SMALL["invoices"],
+        "perPage": 5,
+        "currentPage": 2,
+        "totalPages": 5,
+    }
+    served = [r["id"] for r in records_of(all_pages(emu, "invoices", limit=5))]
+    assert sorted(served) == sorted(emu.truth("invoices"))
+    assert len(list_page(emu, "invoices", limit=20, page=5).json()["data"]) == 3
+
+
+def test_partition_latency_slows_one_account_and_resource() -> None:
+    accounts = many_accounts(2)
+    fast, slow = accounts
+    with Emulator(
+        accounts=accounts, counts=SMALL, partition_latency_ms={slow: {"bills": 400}}
+    ) as emu:
+
+        def seconds(account: str, path: str) -> float:
+            started = time.monotonic()
+            assert call(emu, path, headers={**AUTH, "X-ACCOUNT-KEY": account}).status == 200
+            return time.monotonic() - started
+
+        assert seconds(slow, "/accounting/bills") >= 0.4
+        record_id = next(iter(emu.truth("bills", account=slow)))
+        assert seconds(slow, f"/accounting/bills/{record_id}") >= 0.4
+        assert seconds(slow, "/accounting/invoices") < 0.3
+        assert seconds(fast, "/accounting/bills") < 0.3
+        emu.configure(partition_latency_ms={slow: {"*": 400}})
+        assert seconds(slow, "/accounting/invoices") >= 0.4
+        with pytest.raises(ValueError, match="partition_latency_ms resource"):
+            emu.configure(partition_latency_ms={slow: {"customers": 1}})
+        with pytest.raises(ValueError, match="max_page_size"):
+            emu.configure(max_page_size=0)
+
+
+def test_mutation_batches_stop_the_periodic_changes_after_that_many(emu: Emulator) -> None:
+    emu.configure(mutate_every_requests=1, mutation_batches=2, mutations_per_batch={"create": 1})
+    totals = [list_page(emu, "bills").json()["meta"]["pagination"]["total"] for _ in range(4)]
+    assert totals == [20, 21, 22, 22]  # a batch follows the answer that counts
+    emu.configure(mutation_batches=1)  # counted again from now
+    totals = [list_page(emu, "bills").json()["meta"]["pagination"]["total"] for _ in range(2)]
+    assert totals == [22, 23]
+    assert emu.stats()["mutations"] == {"update": 0, "create": 3, "delete": 0}
+
+
+def test_shrink_line_items_picks_a_record_whose_currency_has_a_donor() -> None:
+    with Emulator(counts={"invoices": 40}) as emu:
+        truth = emu.truth("invoices")
+        empty_currencies = {r["currency"] for r in truth.values() if not r["lineItems"]}
+        shrunk = [emu.shrink_line_items("invoices", before=1, after=0) for _ in range(5)]
+        after = emu.truth("invoices")
+    assert len(set(shrunk)) == 5
+    for record_id in shrunk:
+        assert len(truth[record_id]["lineItems"]) == 1
+        assert truth[record_id]["currency"] in empty_currencies
+        assert after[record_id]["lineItems"] == []
+        assert after[record_id]["updatedDate"] != truth[record_id]["updatedDate"]
+
+
+def test_remove_line_items_empties_the_chosen_records(emu: Emulator) -> None:
+    truth = emu.truth("invoices")
+    empty_currencies = {r["currency"] for r in truth.values() if not r["lineItems"]}
+    chosen = sorted(
+        i for i, r in truth.items() if r["lineItems"] and r["currency"] in empty_currencies
+    )[:3]
+    emu.remove_line_items("invoices", chosen)
+    after = emu.truth("invoices")
+    for record_id in chosen:
+        assert after[record_id]["lineItems"] == []
+        assert instant(after[record_id]["updatedDate"]) > SEEDED_DATA_CAP
+    assert {i: r for i, r in after.items() if i not in chosen} == {
+        i: r for i, r in truth.items() if i not in chosen
+    }
+    with pytest.raises(ValueError, match="cannot remove the lines"):
+        emu.remove_line_items("invoices", ["no-such-id"])
+
+
+def test_mutated_resources_limit_which_requests_count_and_change(emu: Emulator) -> None:
+    emu.configure(
+        mutate_every_requests=2,
+        mutations_per_batch={"create": 1},
+        mutated_resources=["invoices"],
+    )
+    for _ in range(3):
+        assert list_page(emu, "bills").status == 200
+    assert len(emu.truth("bills")) == SMALL["bills"]
+    list_page(emu, "invoices")
+    list_page(emu, "invoices")
+    assert len(emu.truth("invoices")) == SMALL["invoices"] + 1
+    with pytest.raises(ValueError, match="mutated resource"):
+        emu.configure(mutated_resources=["customers"])
+
+
+def test_stamp_to_the_second_makes_changes_share_whole_seconds() -> None:
+    with Emulator(
+        counts=SMALL, stamp_to_the_second=True, updated_lag_seconds=10 * 365 * 86400
+    ) as emu:
+        before = set(emu.truth("invoices"))
+        emu.mutate("invoices", create=2, update=1)
+        emu.mutate("invoices", create=1)
+        truth = emu.truth("invoices")
+    created = [truth[i] for i in set(truth) - before]
+    changed = [r for r in truth.values() if instant(r["updatedDate"]) > SEEDED_DATA_CAP]
+    assert len(created) == 3
+    assert len(changed) == 4
+    stamps = {instant(r["updatedDate"]) for r in changed} | {
+        instant(r["createdDate"]) for r in created
+    }
+    assert stamps == {SEEDED_DATA_CAP + timedelta(seconds=1)}
+
+
+def test_fail_next_can_target_requests_by_their_parameters(emu: Emulator) -> None:
+    emu.fail_next("503", count=2, query={"orderField": "createdDate", "orderDir": "DESC"})
+    assert list_page(emu, "invoices", orderField="createdDate", orderDir="ASC").status == 200
+    assert list_page(emu, "invoices").status == 200
+    newest = {"orderField": "createdDate", "orderDir": "DESC", "limit": 5}
+    assert list_page(emu, "bills", **newest).status == 503
+    fault = {"kind": "500", "query": {"limit": "5"}}
+    assert call(emu, "/_emulator/fail_next", method="POST", body=fault, headers={}).status == 200
+    assert list_page(emu, "bills", **newest).status == 503  # scripted first, taken first
+    assert list_page(emu, "bills", limit=10).status == 200
+    assert list_page(emu, "bills", limit=5).status == 500

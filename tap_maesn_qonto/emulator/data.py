@@ -863,6 +863,11 @@ class ViewKey:
     order_field: str
     descending: bool
     nulls_last: bool = False  # records without a served updatedDate go last (updatedDate only)
+    # sort_scope "page": the list is cut into pages of this size in the native order
+    # (createdDate DESC) and each page alone is sorted by the key; 0 sorts the whole list.
+    sorted_page_size: int = 0
+    # duplicate_ids: this many listed records (the smallest ids) are listed twice, in a row.
+    duplicates: int = 0
 
 
 _MAX_CACHED_VIEWS = 64
@@ -912,14 +917,35 @@ class Collection:
         return cached
 
     def _build_view(self, key: ViewKey) -> list[bytes]:
+        if not key.sorted_page_size:
+            records = _with_duplicates(self._ordered(key), key.duplicates)
+            return [record.list_body for record in records]
+        # A broken target system: pages come from its native order, each sorted alone.
+        native = ViewKey(key.since, "createdDate", descending=True)
+        records = _with_duplicates(self._ordered(native), key.duplicates)
+        size = key.sorted_page_size
+        return [
+            record.list_body
+            for start in range(0, len(records), size)
+            for record in self._sorted(records[start : start + size], key)
+        ]
+
+    def _ordered(self, key: ViewKey) -> list[StoredRecord]:
+        """The records matching ``key.since``, in the key's order."""
         if key.order_field == "updatedDate":
-            return [record.list_body for record in self._by_updated(key)]
+            return self._by_updated(key)
         since = key.since
         matching = [
             record
             for record in self.records.values()
             if since is None or record.served_updated is None or record.served_updated >= since
         ]
+        return self._sorted(matching, key)
+
+    def _sorted(self, records: list[StoredRecord], key: ViewKey) -> list[StoredRecord]:
+        """``records`` in the key's order: ties break by id; undated records count as the
+        oldest updatedDate unless ``nulls_last``."""
+        matching = list(records)
         sort_value = _sort_value(self.resource, key.order_field)
         if key.nulls_last and key.order_field == "updatedDate":
             undated = [record for record in matching if record.served_updated is None]
@@ -928,7 +954,7 @@ class Collection:
         else:
             undated = []
         matching.sort(key=lambda record: (sort_value(record), record.id), reverse=key.descending)
-        return [record.list_body for record in matching + undated]
+        return matching + undated
 
     def _by_updated(self, key: ViewKey) -> list[StoredRecord]:
         """The updatedDate view by bisecting one sorted list, not a sort per query.
@@ -1012,6 +1038,20 @@ def _cyclic_gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _with_duplicates(records: list[StoredRecord], count: int) -> list[StoredRecord]:
+    """``records`` with the ``count`` of smallest id each listed a second time, right after
+    itself (an unstable sort serving one record on two pages)."""
+    if count <= 0:
+        return records
+    twice = set(sorted(record.id for record in records)[:count])
+    listed = []
+    for record in records:
+        listed.append(record)
+        if record.id in twice:
+            listed.append(record)
+    return listed
 
 
 def _sample(rng: random.Random, records: dict[str, StoredRecord], count: int) -> list[str]:

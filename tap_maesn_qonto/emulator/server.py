@@ -59,12 +59,30 @@ FAULT_KINDS = (
     "422",
     "errors_200",
     "html_404",
+    "409",
+    "410",
+    "empty_with_more",
+    "trickle",
 )
+# Faults answered with a page (200) rather than instead of one.
+_FAULTS_IN_A_PAGE = (
+    "slow",
+    "truncated",
+    "data_not_list",
+    "errors_200",
+    "empty_with_more",
+    "trickle",
+)
+# What a detail request can be made to answer (failing_details): the faults that replace a reply.
+DETAIL_FAULT_KINDS = tuple(kind for kind in FAULT_KINDS if kind not in _FAULTS_IN_A_PAGE)
 PAGINATION_META_MODES = ("full", "null", "no_meta")
 PAST_LAST_PAGE_MODES = ("empty", "422")
 MUTATION_KINDS = ("update", "create", "delete")
 RETRY_AFTER_FORMATS = ("seconds", "http_date", "http_date_minus0000", "http_date_no_zone")
-ACCOUNT_FAILURES = ("401", "403", "500", "reset")
+ACCOUNT_FAILURES = ("401", "403", "404", "500", "reset")
+SORT_SCOPES = ("list", "page")
+FILTER_SEMANTICS = ("gte", "gt_seconds")
+AUTH_CHECK_FAILURES = ("401", "unreachable")
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 _LOGIN_PAGE = (
@@ -81,7 +99,8 @@ _NOT_FOUND_PAGE = (
     b"</body>\r\n</html>\r\n"
 )
 # The errors_200 fault: Maesn wraps a failed upstream call in a 200 envelope.
-_UPSTREAM_ERRORS = to_json_bytes({"message": "Qonto request failed", "code": "UPSTREAM_ERROR"})
+_UPSTREAM_ERROR = {"message": "Qonto request failed", "code": "UPSTREAM_ERROR"}
+_UPSTREAM_ERRORS = to_json_bytes(_UPSTREAM_ERROR)
 
 
 @dataclass
@@ -99,7 +118,8 @@ class EmulatorSettings:
     # records per collection sharing one updatedDate instant, as after a bulk import
     tie_group_size: int = 0
     inactive_accounts: list[str] = field(default_factory=list)
-    # account key -> "401", "403", "500" or "reset": how every request of that account fails
+    # account key -> "401", "403", "500" or "reset": how every request of that account fails;
+    # "404": every list and detail request gets Maesn's "Endpoint not supported" 404
     failing_accounts: dict[str, str] = field(default_factory=dict)
     host: str = "127.0.0.1"
     port: int = 0
@@ -107,7 +127,24 @@ class EmulatorSettings:
     # API behaviour
     honor_filters: bool = True
     honor_ordering: bool = True
+    # False: orderDir is ignored, silently (ASC by the orderField; without one, native order)
+    honor_order_dir: bool = True
+    # "page": a page is cut from the native order (createdDate DESC) and only that page is
+    # sorted by orderField/orderDir (a broken target system); "list" sorts the whole list
+    sort_scope: str = "list"
+    # "gt_seconds": lastModifiedAt and updatedDate are both truncated to the second and
+    # compared with ">" (a stricter server); "gte" compares the instants with ">="
+    filter_semantics: str = "gte"
+    # orderField values answered with Maesn's 400 validation error
+    rejected_order_fields: list[str] = field(default_factory=list)
+    # this many records of every list view are listed twice (the same id at two positions,
+    # the smallest ids of the view, each copy right after the first), totals counting both
+    duplicate_ids: int = 0
     pagination_meta: str = "full"
+    pagination_totals_as_strings: bool = False  # "total": "300" rather than 300
+    # pages hold at most this many records whatever limit asks (pagination says so, in
+    # perPage and totalPages; page numbers count these pages); None: limit records
+    max_page_size: int | None = None
     past_last_page: str = "empty"
     null_updated_date_fraction: float = 0.0
     nulls_last: bool = False  # ordering by updatedDate puts null updatedDates last, not first
@@ -116,11 +153,19 @@ class EmulatorSettings:
     echo_headers_in_errors: bool = False
     # changes are stamped this many seconds behind the wall clock (a server clock lagging)
     updated_lag_seconds: float = 0.0
+    # changes are stamped (createdDate, updatedDate) at whole seconds, several sharing one
+    stamp_to_the_second: bool = False
+    # GET /auth/{target}: "401" although the same X-API-KEY reads data, or "unreachable"
+    # (the connection is reset); None answers it as Maesn does
+    auth_check_failure: str | None = None
     # whole API (admin endpoints excepted)
     not_maesn: bool = False  # every request gets a plain web server's HTML 404
     redirect_api_to: str | None = None  # every request gets a 302 to this base URL
     # faults
     latency_ms: float = 0.0
+    # account key -> {resource or "*": milliseconds}: added to that account's list and detail
+    # requests of that resource (a slow partition)
+    partition_latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     # Qonto's per-IP limit, [requests, seconds]: a request beyond that many within any window
     # of that many seconds is answered 429 with the Retry-After that frees the window.
     rate_limit: list[float] | None = None
@@ -129,16 +174,27 @@ class EmulatorSettings:
     retry_after: int = 1
     retry_after_format: str = "seconds"  # or http_date, http_date_minus0000, http_date_no_zone
     slow_seconds: float = 5.0
+    # the "trickle" fault: its 200 body goes out this many bytes at a time, with this pause
+    # between, so no single read waits long but the whole answer takes long
+    trickle_bytes: int = 20
+    trickle_interval_seconds: float = 0.5
     fail_always: str | None = None
+    # record id (or "*" for every record) -> a fault kind every detail request for it gets
+    failing_details: dict[str, str] = field(default_factory=dict)
     unsupported: list[str] = field(default_factory=list)
     # changes while a client pages
     mutate_every_requests: int = 0
+    # at most this many of those batches (counted from when either knob was last set); 0: no limit
+    mutation_batches: int = 0
+    # only list requests of these resources count and are changed; empty: every resource
+    mutated_resources: list[str] = field(default_factory=list)
     mutations_per_batch: dict[str, int] = field(
         default_factory=lambda: {"update": 2, "create": 1, "delete": 0}
     )
 
 
 _MAX_LAG_SECONDS = 10 * 366 * 24 * 3600
+_ONE_SECOND = timedelta(seconds=1)
 
 # The dataset is generated once from these; changing them would mean a different emulator.
 _CONSTRUCTION_ONLY = frozenset(
@@ -162,6 +218,18 @@ def _normalized(settings: EmulatorSettings) -> EmulatorSettings:
         str(account): str(failure) for account, failure in settings.failing_accounts.items()
     }
     settings.unsupported = list(settings.unsupported)
+    settings.mutated_resources = list(settings.mutated_resources)
+    settings.rejected_order_fields = [str(name) for name in settings.rejected_order_fields]
+    settings.partition_latency_ms = {
+        str(account): {str(resource): float(ms) for resource, ms in latencies.items()}
+        for account, latencies in settings.partition_latency_ms.items()
+    }
+    settings.failing_details = {
+        str(record_id): str(kind) for record_id, kind in settings.failing_details.items()
+    }
+    settings.auth_check_failure = (
+        None if settings.auth_check_failure is None else str(settings.auth_check_failure)
+    )
     settings.updated_lag_seconds = float(settings.updated_lag_seconds)
     settings.past_last_page = str(settings.past_last_page)
     settings.fault_kinds = [str(kind) for kind in settings.fault_kinds]
@@ -172,6 +240,7 @@ def _normalized(settings: EmulatorSettings) -> EmulatorSettings:
     problems = [
         *_unknown("counts resource", settings.counts, RESOURCES),
         *_unknown("unsupported resource", settings.unsupported, RESOURCES),
+        *_unknown("mutated resource", settings.mutated_resources, RESOURCES),
         *_unknown(
             "fault kind",
             [*settings.fault_kinds, *filter(None, [settings.fail_always])],
@@ -191,7 +260,43 @@ def _normalized(settings: EmulatorSettings) -> EmulatorSettings:
             "account of failing_accounts", settings.failing_accounts, tuple(settings.accounts)
         ),
         *_unknown("account failure", settings.failing_accounts.values(), ACCOUNT_FAILURES),
+        *_unknown("sort_scope", [settings.sort_scope], SORT_SCOPES),
+        *_unknown("filter_semantics", [settings.filter_semantics], FILTER_SEMANTICS),
+        *_unknown(
+            "auth_check_failure",
+            filter(None, [settings.auth_check_failure]),
+            AUTH_CHECK_FAILURES,
+        ),
+        *_unknown(
+            "rejected order field",
+            settings.rejected_order_fields,
+            tuple(dict.fromkeys(name for names in ORDER_FIELDS.values() for name in names)),
+        ),
+        *_unknown("detail fault kind", settings.failing_details.values(), DETAIL_FAULT_KINDS),
+        *_unknown(
+            "account of partition_latency_ms",
+            settings.partition_latency_ms,
+            tuple(settings.accounts),
+        ),
+        *_unknown(
+            "partition_latency_ms resource",
+            {
+                resource
+                for latencies in settings.partition_latency_ms.values()
+                for resource in latencies
+            },
+            (*RESOURCES, "*"),
+        ),
+        *_value_problems(settings),
     ]
+    if problems:
+        raise ValueError("; ".join(problems))
+    return settings
+
+
+def _value_problems(settings: EmulatorSettings) -> list[str]:
+    """Numbers out of range and values of the wrong type (rate_limit is made floats)."""
+    problems = []
     all_counts = [
         *settings.counts.values(),
         *(n for counts in settings.account_counts.values() for n in counts.values()),
@@ -201,13 +306,36 @@ def _normalized(settings: EmulatorSettings) -> EmulatorSettings:
     for name in ("fault_rate", "null_updated_date_fraction", "list_omits_line_items"):
         if not 0.0 <= getattr(settings, name) <= 1.0:
             problems.append(f"{name} must be between 0 and 1")
-    for name in ("nulls_last", "not_maesn"):
+    for name in (
+        "nulls_last",
+        "not_maesn",
+        "honor_order_dir",
+        "pagination_totals_as_strings",
+        "stamp_to_the_second",
+    ):
         if not isinstance(getattr(settings, name), bool):
             problems.append(f"{name} must be true or false")
-    if not isinstance(settings.tie_group_size, int) or settings.tie_group_size < 0:
-        problems.append("tie_group_size must be a whole number, not negative")
+    for name in ("tie_group_size", "duplicate_ids", "mutation_batches"):
+        value = getattr(settings, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            problems.append(f"{name} must be a whole number, not negative")
+    if not (isinstance(settings.trickle_bytes, int) and settings.trickle_bytes > 0):
+        problems.append("trickle_bytes must be a whole number of bytes, at least 1")
+    if not 0 <= settings.trickle_interval_seconds <= 60:  # also refuses NaN
+        problems.append("trickle_interval_seconds must be between 0 and 60")
+    latencies = [ms for by in settings.partition_latency_ms.values() for ms in by.values()]
+    if not all(0 <= ms <= 600_000 for ms in latencies):  # also refuses NaN
+        problems.append("partition_latency_ms must be between 0 and 600000 ms")
+    size = settings.max_page_size
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+        problems.append("max_page_size must be None or a whole number, at least 1")
     if not abs(settings.updated_lag_seconds) <= _MAX_LAG_SECONDS:  # also refuses NaN
         problems.append("updated_lag_seconds must be a number of seconds, at most ten years")
+    return [*problems, *_rate_limit_and_redirect_problems(settings)]
+
+
+def _rate_limit_and_redirect_problems(settings: EmulatorSettings) -> list[str]:
+    problems = []
     limit = settings.rate_limit
     if limit is not None:
         if not (isinstance(limit, list | tuple) and len(limit) == 2 and min(limit) > 0):
@@ -219,9 +347,7 @@ def _normalized(settings: EmulatorSettings) -> EmulatorSettings:
         isinstance(redirect, str) and redirect.startswith(("http://", "https://"))
     ):
         problems.append("redirect_api_to must be None or an http:// or https:// URL")
-    if problems:
-        raise ValueError("; ".join(problems))
-    return settings
+    return problems
 
 
 def _unknown(what: str, values: Any, allowed: tuple[str, ...]) -> list[str]:
@@ -258,6 +384,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay_seconds: float = 0.0
     reset: bool = False  # drop the TCP connection instead of answering
+    # (bytes, seconds): send the body that many bytes at a time, pausing that long between
+    trickle: tuple[int, float] | None = None
 
 
 def _json_reply(status: int, document: object, headers: dict[str, str] | None = None) -> Reply:
@@ -326,6 +454,8 @@ class _ScriptedFault:
     remaining: int
     resource: str | None
     page: int | None = None
+    account_key: str | None = None
+    query: dict[str, str] | None = None  # these parameters with these values
 
 
 # --------------------------------------------------------------------------- emulator
@@ -373,6 +503,7 @@ class Emulator:
         self._auth_requests: Counter[str] = Counter()  # GET /auth/{TARGET_SYSTEM}, by system
         self._mutations: Counter[str] = Counter()
         self._successful_list_requests = 0
+        self._periodic_batches = 0  # mutate_every_requests batches, for mutation_batches
         self._server: _Server | None = None
         self._serve_thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
@@ -433,6 +564,8 @@ class Emulator:
             old_presentation = self._presentation()
             old_lag = self.settings.updated_lag_seconds
             self.settings = _normalized(dataclasses.replace(self.settings, **knobs))
+            if {"mutate_every_requests", "mutation_batches"} & set(knobs):
+                self._periodic_batches = 0
             if self.settings.updated_lag_seconds != old_lag:
                 # The server clock was set to another time: stamps follow it, even backwards.
                 self._last_stamp = UPDATED_CAP
@@ -469,7 +602,7 @@ class Emulator:
     ) -> str:
         """Edit one record of ``before`` lines to have ``after`` (a user removing lines):
         it takes the lines of a record of ``after`` lines in its currency and is stamped
-        as a change. Returns its id."""
+        as a change. The record is the first by id that has such a donor. Returns its id."""
         with self._lock:
             collection = self._collection(account, resource)
             truth = collection.truth()
@@ -477,18 +610,50 @@ class Emulator:
             def count(record_id: str) -> int:
                 return len(truth[record_id].get("lineItems") or [])
 
-            target = next(i for i in sorted(truth) if count(i) == before)
-            currency = truth[target].get("currency")
-            donor = next(
+            # The first record of ``before`` lines (by id) with a donor in its currency.
+            donors: dict[Any, str] = {}
+            for i in sorted(truth):
+                if count(i) == after:
+                    donors.setdefault(truth[i].get("currency"), i)
+            target = next(
                 i
                 for i in sorted(truth)
-                if count(i) == after and truth[i].get("currency") == currency
+                if count(i) == before and truth[i].get("currency") in donors
             )
+            donor = donors[truth[target].get("currency")]
             record = collection.records[target]
             record.basket = collection.records[donor].basket
             record.updated = self._stamp()
             collection.rerender(self._presentation())
             return target
+
+    def remove_line_items(
+        self, resource: str, record_ids: list[str], *, account: str = "qonto"
+    ) -> None:
+        """Users remove every line of these records, one after the other: each takes the
+        amounts and lines (none) of a record without lines in its currency, and is stamped
+        as a change. ValueError, before any change, if a currency has no such record."""
+        with self._lock:
+            collection = self._collection(account, resource)
+            truth = collection.truth()
+            donors: dict[Any, str] = {}
+            for record_id in sorted(truth):
+                if not truth[record_id].get("lineItems"):
+                    donors.setdefault(truth[record_id].get("currency"), record_id)
+            unknown = [i for i in record_ids if i not in truth]
+            orphans = [
+                i for i in record_ids if i in truth and truth[i].get("currency") not in donors
+            ]
+            if unknown or orphans:
+                raise ValueError(
+                    f"cannot remove the lines of {', '.join(unknown + orphans)}: "
+                    "no such record, or no record without lines in its currency"
+                )
+            for record_id in record_ids:
+                donor = donors[truth[record_id].get("currency")]
+                collection.records[record_id].basket = collection.records[donor].basket
+                collection.records[record_id].updated = self._stamp()
+            collection.rerender(self._presentation())
 
     def fail_next(
         self,
@@ -496,9 +661,14 @@ class Emulator:
         count: int = 1,
         resource: str | None = None,
         page: int | None = None,
+        *,
+        account: str | None = None,
+        query: dict[str, str] | None = None,
     ) -> None:
         """Script ``kind`` for the next ``count`` list requests (of ``resource``, or of any;
-        for page number ``page`` only, as the ``page`` query parameter says, 1 when absent)."""
+        for page number ``page`` only, as the ``page`` query parameter says, 1 when absent;
+        of ``account`` only, a key or a target system name as in ``truth``; with every
+        parameter of ``query`` sent with that value, e.g. ``{"orderDir": "DESC"}``)."""
         kind = str(kind)
         if kind not in FAULT_KINDS:
             raise ValueError(
@@ -511,7 +681,11 @@ class Emulator:
                 raise ValueError(f"page must be a page number from 1, not {page!r}")
             page = int(page)
         with self._lock:
-            self._scripted_faults.append(_ScriptedFault(kind, count, resource, page))
+            account_key = None if account is None else self._account_key(account)
+            wanted = None if query is None else {str(k): str(v) for k, v in query.items()}
+            self._scripted_faults.append(
+                _ScriptedFault(kind, count, resource, page, account_key, wanted)
+            )
 
     def stats(self) -> dict[str, Any]:
         """Counts since start: API requests (admin calls excluded), statuses, faults, mutations,
@@ -550,6 +724,11 @@ class Emulator:
     def pause(self, seconds: float) -> None:
         """Sleep in a handler thread; close() cuts the sleep short."""
         self._closing.wait(seconds)
+
+    @property
+    def closing(self) -> bool:
+        """close() was called: handlers stop what they are drawing out."""
+        return self._closing.is_set()
 
     # ------------------------------------------------------------------ internals (lock held)
 
@@ -594,11 +773,16 @@ class Emulator:
 
     def _stamp(self) -> datetime:
         """The instant a change is stamped with: the lagging server clock, strictly later than
-        the previous change even where the floor of _now_millis holds the clock still."""
-        stamp = max(
-            _now_millis(self.settings.updated_lag_seconds),
-            self._last_stamp + timedelta(milliseconds=1),
-        )
+        the previous change even where the floor of _now_millis holds the clock still.
+
+        With ``stamp_to_the_second``, the clock's whole second: changes within one second
+        share it (never earlier than the previous change, always after the seeded data).
+        """
+        now = _now_millis(self.settings.updated_lag_seconds)
+        if self.settings.stamp_to_the_second:
+            stamp = max(now.replace(microsecond=0), self._last_stamp, UPDATED_CAP + _ONE_SECOND)
+        else:
+            stamp = max(now, self._last_stamp + timedelta(milliseconds=1))
         self._last_stamp = stamp
         return stamp
 
@@ -613,8 +797,17 @@ class Emulator:
             self._requests += 1
             if not reply.reset:
                 self._statuses[str(reply.status)] += 1
+            reply.delay_seconds += self._partition_latency_ms(request) / 1000
         reply.delay_seconds += self.settings.latency_ms / 1000
         return reply
+
+    def _partition_latency_ms(self, request: Request) -> float:
+        """partition_latency_ms for this request's account and resource (list or detail)."""
+        resource, _ = _route(request)
+        by_resource = self.settings.partition_latency_ms.get(request.header("X-ACCOUNT-KEY") or "")
+        if resource is None or not by_resource:
+            return 0.0
+        return by_resource.get(resource, by_resource.get("*", 0.0))
 
     def _rate_limited(self, request: Request) -> Reply | None:
         """A 429 if ``rate_limit`` requests were already answered within its window."""
@@ -645,7 +838,7 @@ class Emulator:
         resource, record_id = _route(request)
         if resource is None and (request.method, request.path) != ("GET", "/user/user-info"):
             return self._error(404, f"Cannot {request.method} {request.path}", request)
-        account_key = self._authenticate(request)
+        account_key = self._authenticate(request, data_request=resource is not None)
         if isinstance(account_key, Reply):
             return account_key
         if resource is None:  # /user/user-info
@@ -668,7 +861,7 @@ class Emulator:
             return Reply(200, b"Service is healthy", content_type="text/plain; charset=utf-8")
         return None
 
-    def _authenticate(self, request: Request) -> str | Reply:
+    def _authenticate(self, request: Request, *, data_request: bool) -> str | Reply:
         api_key = request.header("X-API-KEY")
         account_key = request.header("X-ACCOUNT-KEY")
         if api_key not in self.settings.api_keys:
@@ -676,10 +869,12 @@ class Emulator:
         if account_key is None or account_key not in self.settings.accounts:
             return self._error(401, "Invalid or missing X-ACCOUNT-KEY", request)
         failure = self.settings.failing_accounts.get(account_key)
+        if failure == "404" and not data_request:
+            failure = None  # only list and detail requests are "not supported"
         if failure is None and account_key in self.settings.inactive_accounts:
             failure = "403"
         if failure is not None:
-            return self._account_failure(failure, request)
+            return self._account_failure(failure, self.settings.accounts[account_key], request)
         return account_key
 
     def _login_url(self, request: Request) -> Reply:
@@ -694,6 +889,10 @@ class Emulator:
         if not target_system or "/" in target_system:
             return self._error(404, f"Cannot {request.method} {request.path}", request)
         self._auth_requests[target_system] += 1
+        if self.settings.auth_check_failure == "unreachable":
+            return Reply(0, reset=True)
+        if self.settings.auth_check_failure == "401":  # whatever the key: a broken check
+            return self._error(401, "Invalid or missing X-API-KEY", request)
         if request.header("X-API-KEY") not in self.settings.api_keys:
             return self._error(401, "Invalid or missing X-API-KEY", request)
         if target_system not in {"qonto", "qonto-sandbox", *self.settings.accounts.values()}:
@@ -702,13 +901,14 @@ class Emulator:
         url = f"https://login.emulator.invalid/{target_system}/oauth?state={state}"
         return Reply(200, url.encode(), content_type="text/html; charset=utf-8")
 
-    def _account_failure(self, failure: str, request: Request) -> Reply:
+    def _account_failure(self, failure: str, target_system: str, request: Request) -> Reply:
         """How a request of a failing (or inactive) account is answered."""
         if failure == "reset":
             return Reply(0, reset=True)
         messages = {
             "401": "Invalid or missing X-ACCOUNT-KEY",
             "403": "The user account is inactive",
+            "404": f"Endpoint not supported for target system {target_system}",
             "500": "Internal server error",
         }
         return self._error(int(failure), messages[failure], request)
@@ -751,7 +951,15 @@ class Emulator:
         query = _parse_list_query(resource, request.query)
         if isinstance(query, list):
             return self._error(400, query, request)
-        fault = self._draw_fault(resource, query.page)
+        if query.order_field in self.settings.rejected_order_fields:
+            allowed = [
+                name
+                for name in ORDER_FIELDS[resource]
+                if name not in self.settings.rejected_order_fields
+            ]
+            message = f"orderField must be one of the following values: {', '.join(allowed)}"
+            return self._error(400, [message], request)
+        fault = self._draw_fault(resource, query.page, account_key, request.query)
         if fault is not None and fault not in _FAULTS_IN_A_PAGE:
             return self._fault_reply(fault, target_system, request)
         reply = self._page(account_key, resource, query, request, fault=fault)
@@ -759,12 +967,18 @@ class Emulator:
             reply.body = reply.body[: len(reply.body) // 2]
         if fault == "slow":
             reply.delay_seconds = self.settings.slow_seconds
+        if fault == "trickle":
+            reply.trickle = (self.settings.trickle_bytes, self.settings.trickle_interval_seconds)
         if reply.status == 200 and fault in (None, "slow"):
             self._count_success_and_maybe_mutate(account_key, resource)
         return reply
 
-    def _draw_fault(self, resource: str, page: int) -> str | None:
-        kind = self.settings.fail_always or self._take_scripted_fault(resource, page)
+    def _draw_fault(
+        self, resource: str, page: int, account_key: str, params: dict[str, str]
+    ) -> str | None:
+        kind = self.settings.fail_always or self._take_scripted_fault(
+            resource, page, account_key, params
+        )
         if (
             kind is None
             and self.settings.fault_rate
@@ -775,9 +989,16 @@ class Emulator:
             self._faults[kind] += 1
         return kind
 
-    def _take_scripted_fault(self, resource: str, page: int) -> str | None:
+    def _take_scripted_fault(
+        self, resource: str, page: int, account_key: str, params: dict[str, str]
+    ) -> str | None:
         for scripted in self._scripted_faults:
-            if scripted.resource in (None, resource) and scripted.page in (None, page):
+            if (
+                scripted.resource in (None, resource)
+                and scripted.page in (None, page)
+                and scripted.account_key in (None, account_key)
+                and all(params.get(k) == v for k, v in (scripted.query or {}).items())
+            ):
                 scripted.remaining -= 1
                 if scripted.remaining <= 0:
                     self._scripted_faults.remove(scripted)
@@ -801,6 +1022,8 @@ class Emulator:
             "403": "Forbidden resource",
             "404": f"Resource not found in target system {target_system}",
             "405": "Target system not found",
+            "409": f"Conflict: another request is changing this data in {target_system}",
+            "410": f"Resource no longer available in target system {target_system}",
             "500": "Internal server error",
             "502": f"Bad Gateway: no valid response from {target_system}",
             "503": "Service Unavailable",
@@ -829,26 +1052,36 @@ class Emulator:
         fault: str | None,
     ) -> Reply:
         warnings: list[str] = []
-        view_key = self._view_key(query, self.settings.accounts[account_key], warnings)
+        per_page = min(query.limit, self.settings.max_page_size or query.limit)
+        view_key = self._view_key(query, per_page, self.settings.accounts[account_key], warnings)
         records = self._collections[account_key, resource].view(view_key)
         total = len(records)
-        total_pages = math.ceil(total / query.limit)
+        total_pages = math.ceil(total / per_page)
         if query.page > max(total_pages, 1) and self.settings.past_last_page == "422":
             return _json_reply(422, self._with_echoed_headers(dict(_PAGE_OUT_OF_RANGE), request))
-        first = (query.page - 1) * query.limit
+        first = (query.page - 1) * per_page
         if fault == "data_not_list":
             data = b"{}"
-        elif fault == "errors_200":
+        elif fault in ("errors_200", "empty_with_more"):
             data = b"[]"
         else:
-            data = b"[" + b",".join(records[first : first + query.limit]) + b"]"
-        errors = _UPSTREAM_ERRORS if fault == "errors_200" else b"null"
-        pagination = {
+            data = b"[" + b",".join(records[first : first + per_page]) + b"]"
+        errors = b"null"
+        if fault == "errors_200":
+            errors = _UPSTREAM_ERRORS
+            if self.settings.echo_headers_in_errors:  # hostile on purpose, as _error's
+                errors = to_json_bytes({**_UPSTREAM_ERROR, "requestHeaders": dict(request.headers)})
+        if fault == "empty_with_more":  # no records, yet totals that promise several pages
+            total = max(total, per_page + 1)
+            total_pages = math.ceil(total / per_page)
+        pagination: dict[str, int | str] = {
             "total": total,
-            "perPage": query.limit,
+            "perPage": per_page,
             "currentPage": query.page,
             "totalPages": total_pages,
         }
+        if self.settings.pagination_totals_as_strings:
+            pagination = {name: str(value) for name, value in pagination.items()}
         meta = self._meta(warnings, pagination)
         body = (
             b'{"meta":'
@@ -869,6 +1102,11 @@ class Emulator:
             return self._error(
                 404, f"Endpoint not supported for target system {target_system}", request
             )
+        failing = self.settings.failing_details
+        fault = failing.get(record_id, failing.get("*"))
+        if fault is not None:
+            self._faults[fault] += 1
+            return self._fault_reply(fault, target_system, request)
         body = self._collections[account_key, resource].detail(record_id)
         if body is None:
             return self._error(
@@ -878,7 +1116,9 @@ class Emulator:
             200, b'{"meta":{"warnings":[]},"data":' + body + b',"errors":null,"rawData":null}'
         )
 
-    def _view_key(self, query: _ListQuery, target_system: str, warnings: list[str]) -> ViewKey:
+    def _view_key(
+        self, query: _ListQuery, per_page: int, target_system: str, warnings: list[str]
+    ) -> ViewKey:
         """Apply the honor_* knobs: an unsupported parameter is ignored with a warning."""
         since = query.since
         if since is not None and not self.settings.honor_filters:
@@ -890,21 +1130,33 @@ class Emulator:
                 if value is not None:
                     warnings.append(f"{name} is not supported by {target_system} and was ignored")
             order_field, order_dir = None, None
+        if not self.settings.honor_order_dir:  # silently: ASC, or the native order
+            order_dir = None if order_field is None else "ASC"
+        if since is not None and self.settings.filter_semantics == "gt_seconds":
+            # floor(updated) > floor(since)  <=>  updated >= floor(since) + 1 s
+            since = since.replace(microsecond=0) + timedelta(seconds=1)
+        page_size = per_page if self.settings.sort_scope == "page" else 0
+        duplicates = self.settings.duplicate_ids
         if order_field is None:  # Qonto's native order: newest first
-            return ViewKey(since, "createdDate", order_dir != "ASC")
+            return ViewKey(since, "createdDate", order_dir != "ASC", False, page_size, duplicates)
         nulls_last = self.settings.nulls_last and order_field == "updatedDate"
-        return ViewKey(since, order_field, order_dir == "DESC", nulls_last)
+        return ViewKey(since, order_field, order_dir == "DESC", nulls_last, page_size, duplicates)
 
-    def _meta(self, warnings: list[str], pagination: dict[str, int]) -> dict[str, Any] | None:
+    def _meta(self, warnings: list[str], pagination: dict[str, int | str]) -> dict[str, Any] | None:
         mode = self.settings.pagination_meta
         if mode == "no_meta":
             return None
         return {"warnings": warnings, "pagination": pagination if mode == "full" else None}
 
     def _count_success_and_maybe_mutate(self, account_key: str, resource: str) -> None:
+        if self.settings.mutated_resources and resource not in self.settings.mutated_resources:
+            return
         self._successful_list_requests += 1
-        every = self.settings.mutate_every_requests
+        every, most = self.settings.mutate_every_requests, self.settings.mutation_batches
         if every and self._successful_list_requests % every == 0:
+            if most and self._periodic_batches >= most:
+                return
+            self._periodic_batches += 1
             batch = {
                 kind: self.settings.mutations_per_batch.get(kind, 0) for kind in MUTATION_KINDS
             }
@@ -946,10 +1198,6 @@ class Emulator:
             ids = sorted(collection.records)
             deleted = sorted(collection.deleted_ids)
         return {"count": len(ids), "ids": ids, "deleted_ids": deleted}
-
-
-# Faults answered with a page (200) rather than instead of one.
-_FAULTS_IN_A_PAGE = ("slow", "truncated", "data_not_list", "errors_200")
 
 
 def _route(request: Request) -> tuple[str | None, str | None]:
@@ -1057,7 +1305,17 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in reply.headers.items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(reply.body)
+        if reply.trickle is None:
+            self.wfile.write(reply.body)
+            return
+        size, pause = reply.trickle
+        for start in range(0, len(reply.body), size):
+            if start:
+                emulator.pause(pause)
+                if emulator.closing:  # close() cut the pause short: hang up mid-body
+                    self.close_connection = True
+                    return
+            self.wfile.write(reply.body[start : start + size])
 
     def _read_request(self) -> Request:
         parts = urlsplit(self.path)

@@ -40,6 +40,9 @@ def run() -> int:
     from tap_maesn_qonto.tap import TapMaesnQonto  # noqa: PLC0415
 
     tune_interpreter()
+    # A signal stops a run by an exception raised wherever the main thread is; inside a
+    # log line's write, logging would print its own traceback for it.
+    logging.raiseExceptions = False
     code = 0
     try:
         sys.argv[1:] = inputs.check_json_files(sys.argv[1:])

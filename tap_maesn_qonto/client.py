@@ -46,6 +46,8 @@ if t.TYPE_CHECKING:
     from tap_maesn_qonto.envelope import Page
     from tap_maesn_qonto.runtime import RunContext
 
+#: The partition state's note that its lists leave lines out (details.py), for later runs.
+LISTS_OMIT_LINES = "lists_omit_line_items"
 #: A STATE message every this many records ...
 RESUMABLE_STATE_EVERY = 1000
 #: ... or every this many per account, if more: a STATE holds every account's partition,
@@ -295,17 +297,28 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         if mode == "never" or (mode == "auto" and not lines_wanted):
             return None
         system = self.run.accounts[label].target_system
+        if system not in self._verdicts:
+            # What an earlier run learnt: this target system's lists leave lines out.
+            states = self.table().states
+            omits = any(
+                states[other].get(LISTS_OMIT_LINES)
+                for other, account in self.run.accounts.items()
+                if account.target_system == system and other in states
+            )
+            self._verdicts[system] = AutoVerdict(list_omits=omits)
         return Details(
             mode=mode,
             fetch_one=lambda record: self.fetcher.detail(label, self.identify(record)),
             max_concurrency=self.run.max_concurrency,
             thread_name=f"{self.name}-detail",
-            verdict=self._verdicts.setdefault(system, AutoVerdict()),
+            verdict=self._verdicts[system],
         )
 
     def _end_read(self, read: PartitionRead) -> None:
         """Store the read's bookmark, and say how it ended."""
         self._store_bookmark(read)
+        if read.details is not None and read.details.verdict.list_omits:
+            self.get_context_state({"account_label": read.label})[LISTS_OMIT_LINES] = True
         self.run.progress.read_done()
         if read.outcome is Outcome.FAILED:
             self.logger.warning("%s: account %s failed: %s", self.name, read.label, read.reason)
@@ -337,6 +350,10 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
             for read in self._table.reads.values():
                 self._store_bookmark(read)
 
+    def reconcile_left_undone(self) -> tuple[str, str] | None:
+        """What this run's reconcile of the table did not retire, and why (None: all it could)."""
+        return self._table.retired_nothing if self._table is not None else None
+
     def reads(self) -> list[PartitionRead]:
         """This run's reads of the stream's partitions so far (the tap's verdict)."""
         return list(self._table.reads.values()) if self._table is not None else []
@@ -354,13 +371,9 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
                 for stream in line_streams:
                     self._activate(stream, table.version)
             if parent_why or (line_streams and lines_why):
-                what = "no row was retired" if parent_why else "no line row was retired"
-                self.logger.warning(
-                    "%s: the reconcile did not finish (%s), so %s in the target; the next "
-                    "run reconciles again.",
-                    self.name,
-                    parent_why or lines_why,
-                    what,
+                table.retired_nothing = (
+                    "no row was retired" if parent_why else "no line row was retired",
+                    str(parent_why or lines_why),
                 )
         for label, read in table.reads.items():
             if read.outcome is not Outcome.SKIPPED:

@@ -8,8 +8,9 @@ details, and for Qonto a list may serve ``lineItems`` null. ``fetch_details``:
   If the details of ``AUTO_GIVES_UP_AFTER`` such records in a row had no lines either,
   and no detail ever had lines where its list had none, the list's nulls mean "no
   lines" on that stream and target system, and no more details are fetched for it.
-  One detail with lines where the list had none settles the other way for good: the
-  list omits lines, and every null is completed from its detail;
+  One detail with lines where the list had none settles the other way for good (the
+  partition's state keeps it for later runs): the list omits lines, and every null is
+  completed from its detail;
 * ``always``: every listed record takes its detail's ``lineItems`` (for a list that
   trims them);
 * ``never``: lists are taken as they are.

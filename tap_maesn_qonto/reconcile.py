@@ -102,6 +102,8 @@ class TableRun:
     plans: dict[str, ReadPlan] = field(default_factory=dict)
     #: This run's reads, by account label.
     reads: dict[str, PartitionRead] = field(default_factory=dict)
+    #: A reconcile that could not retire: what it left ("no row was retired") and why.
+    retired_nothing: tuple[str, str] | None = None
 
     @property
     def version(self) -> int:

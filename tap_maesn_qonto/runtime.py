@@ -9,6 +9,7 @@ stopped run ends within moments with a state that is safe to resume from.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -54,6 +55,8 @@ class RunContext:
     #: Set once a data request was answered 2xx: the tenant key is good (keycheck.py).
     api_key_accepted: bool = False
     interrupted_by: signal.Signals | None = None
+    #: Set once the sync begins: from then on a signal stops it with a resumable state.
+    syncing: bool = False
     #: Accounts that failed (label -> the one line that says why); skipped from then on.
     failed: dict[str, str] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
@@ -122,4 +125,6 @@ class RunContext:
             return  # already unwinding; a second signal must not interrupt the cleanup
         self.interrupted_by = signal.Signals(signum)
         self.stop.set()
+        if not self.syncing:  # nothing read, nothing to save: gone at once
+            os._exit(_EXIT_CODES[self.interrupted_by])
         raise self.interruption()

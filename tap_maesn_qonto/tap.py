@@ -131,6 +131,7 @@ class TapMaesnQonto(SignalsOfTheRun, CheckedConfig, Tap):
         every partition's bookmark is what its own read leaves (read.py).
         """
         self.run.install_signal_handlers()
+        self.run.syncing = True
         streams = self._maesn_streams()
         try:
             # In the order the SDK syncs them: what is planned ahead runs in that order.
@@ -175,6 +176,18 @@ class TapMaesnQonto(SignalsOfTheRun, CheckedConfig, Tap):
             self.message_writer.flush()
 
     def _verdict(self, streams: list[MaesnStream]) -> None:
+        undone: dict[tuple[str, str], list[str]] = {}
+        for stream in streams:
+            if (left := stream.reconcile_left_undone()) is not None:
+                undone.setdefault(left, []).append(stream.name)
+        for (what, why), names in undone.items():
+            self.logger.warning(
+                "The reconcile did not finish for %s (%s), so %s in the target; the next "
+                "run reconciles again.",
+                ", ".join(names),
+                why,
+                what,
+            )
         reads = [(s.name, read) for s in streams for read in s.reads()]
         failed = [(name, r) for name, r in reads if r.outcome is Outcome.FAILED]
         if len(self.run.accounts) == 1 and len(failed) == 1:
@@ -195,7 +208,7 @@ class TapMaesnQonto(SignalsOfTheRun, CheckedConfig, Tap):
             what = (
                 f"{len(labels)} of {len(self.run.accounts)} accounts failed ({', '.join(labels)})"
                 if several
-                else f"{len(failed)} of {len(reads)} streams failed"
+                else f"{len(failed)} of {len(reads)} streams of account {labels[0]} failed"
             )
             msg = (
                 f"{what}: {named}{f'; and {more} more reads, named above' if more > 0 else ''}. "

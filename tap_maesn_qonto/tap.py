@@ -18,6 +18,7 @@ from functools import cached_property
 
 from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
 from tap_maesn_qonto import accounts, quiet, redaction
@@ -36,6 +37,8 @@ from tap_maesn_qonto.settings import (
     CONFIG_SCHEMA,
     DEFAULT_API_URL,
     DEFAULT_MAX_CONCURRENCY,
+    coerce_types,
+    environment_config,
     find_problems,
     hide_secret_values,
     wrongly_typed_secrets,
@@ -76,6 +79,9 @@ class TapMaesnQonto(Tap):
         # The SDK has read every --config/--state/--catalog input before it builds the
         # tap: private copies of piped ones go now, not at exit (which os._exit skips).
         _discard_private_copies()
+        # 1.25 from a JSON file is a Decimal, "1.25" from Meltano text: floats (settings.py).
+        self.append_builtin_config(self.config_jsonschema)
+        coerce_types(self._config, self.config_jsonschema["properties"])
         # The SDK checks types and required keys only; formats and typos are ours.
         try:
             errors = super()._validate_config(raise_errors=raise_errors)
@@ -96,6 +102,13 @@ class TapMaesnQonto(Tap):
             )
             raise InvalidConfigError(msg)
         return errors
+
+    @classproperty
+    def _env_var_config(cls) -> dict[str, t.Any]:
+        # The SDK's, with booleans, integers and numbers read by settings.py: "1.25" is a
+        # number, and "abc" or "flase" is named by the validation instead of a traceback.
+        cls.append_builtin_config(cls.config_jsonschema)
+        return environment_config(cls.config_jsonschema, cls._env_var_prefix)
 
     def _secret_values(self) -> list[str]:
         """The tenant key and every account key (of every shard), to mask in logs."""

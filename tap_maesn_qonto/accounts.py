@@ -138,8 +138,12 @@ def all_accounts(config: t.Mapping[str, t.Any]) -> list[Account]:
 
 def this_shard(config: t.Mapping[str, t.Any]) -> list[Account]:
     """The accounts of the configured shard, in configuration order."""
-    count = int(config.get("shard_count", 1))
-    index = int(config.get("shard_index", 0))
+    try:
+        count = int(config.get("shard_count", 1))
+        index = int(config.get("shard_index", 0))
+    except (TypeError, ValueError):  # "abc" from the environment, or null
+        msg = "shard_count and shard_index must be whole numbers"
+        raise InvalidConfigError(msg) from None
     if not 0 <= index < count:
         msg = f"shard_index {index} is outside 0..{count - 1} (shard_count {count})"
         raise InvalidConfigError(msg)

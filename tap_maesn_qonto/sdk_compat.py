@@ -26,10 +26,17 @@ module (and the tap) only, and fails if the SDK changes what a seam relies on.
    exits 0 on SIGTERM ("Gracefully shutting down"), an orchestrator's cancel read as
    success; the tap installs its own, which stops the run with 143 (or 130), from the
    moment the tap exists. Waits for a non-zero exit on termination upstream.
-7. ``PluginBase._validate_config`` (:class:`CheckedConfig`): the SDK checks types and
-   required keys; the tap's checks of formats, typos and accounts run at the same
-   moment (before state and catalog are read), and jsonschema's messages, which quote
-   values, are rewritten so that no secret is shown. Waits for a public config hook.
+7. ``PluginBase._validate_config`` and ``PluginBase._config`` (:class:`CheckedConfig`):
+   the SDK checks types and required keys; the tap first gives settings their Python
+   types (a JSON file's 1.25 is a Decimal, Meltano's "1.25" text), then checks formats,
+   typos and accounts at the same moment (before state and catalog are read), and
+   rewrites jsonschema's messages, which quote values, so that no secret is shown.
+   Waits for a public config hook.
+9. ``PluginBase._env_var_config`` and ``singer_sdk.configuration._dict_config.
+   parse_environment_config`` (:class:`CheckedConfig`): ``--config ENV`` reads boolean,
+   integer and number settings as text, for the tap to type (the SDK's ``int("abc")`` is
+   a traceback, its "flase" silently false, its "1.25" a string). Waits for typed
+   environment settings upstream.
 8. ``Tap.sync_all`` is wrapped (tap.py): final in the SDK, and the one place the outcome
    of the whole run is known in process (meltano/sdk#2121 would add run hooks).
 """
@@ -40,8 +47,10 @@ import typing as t
 from functools import cached_property, partial
 
 from singer_sdk import Stream, Tap
+from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.mapper import SameRecordTransform
 
 from tap_maesn_qonto import numbers
@@ -155,7 +164,28 @@ class SignalsOfTheRun(Tap):
 
 
 class CheckedConfig(Tap):
-    """The tap's own config checks where the SDK makes its own (seam 7)."""
+    """The tap's own config types and checks where the SDK makes its own (seams 7, 9)."""
+
+    @classmethod
+    def typed_settings(cls, config: dict[str, t.Any], *, text: bool) -> dict[str, t.Any]:
+        """``config`` with settings given their Python types, in place (``text``: all are text)."""
+        return config
+
+    @classmethod
+    def typed_by_the_tap(cls, prop: dict[str, t.Any]) -> bool:
+        """Whether the tap types a setting of this schema itself (read as text from env)."""
+        return False
+
+    @classproperty
+    def _env_var_config(cls) -> dict[str, t.Any]:
+        cls.append_builtin_config(cls.config_jsonschema)
+        schema = cls.config_jsonschema
+        as_text = {
+            name: {"type": ["string", "null"]} if cls.typed_by_the_tap(prop) else prop
+            for name, prop in schema.get("properties", {}).items()
+        }
+        config = parse_environment_config({**schema, "properties": as_text}, cls._env_var_prefix)
+        return cls.typed_settings(dict(config), text=True)
 
     def config_problems(self, errors: list[str]) -> list[str]:
         """Every problem of the config, given the SDK's ``errors``; secrets never shown."""
@@ -170,6 +200,8 @@ class CheckedConfig(Tap):
         return []
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        self.append_builtin_config(self.config_jsonschema)
+        self.typed_settings(self._config, text=False)
         try:
             errors = super()._validate_config(raise_errors=raise_errors)
         except ConfigValidationError as exc:

@@ -7,8 +7,11 @@ singer-sdk validates config without format checking and ignores unknown keys, so
 
 from __future__ import annotations
 
+import decimal
 import difflib
 import ipaddress
+import math
+import re
 import typing as t
 from urllib.parse import urlsplit
 
@@ -324,3 +327,98 @@ def _check_reconcile(config: t.Mapping[str, t.Any]) -> str | None:
             "(orchestration/dagster)."
         )
     return None
+
+
+# --------------------------------------------------------------------------- value types
+#
+# The same setting reaches the tap in three forms, and only one is the Python type its
+# JSON type promises:
+# * a JSON config file: singer-sdk reads it with ``parse_float=Decimal``, so 1.25 arrives
+#   as Decimal("1.25") (and ``1.0 / Decimal`` raises TypeError);
+# * an environment variable (``--config ENV``): text. singer-sdk converts integers with a
+#   bare ``int()`` (a traceback for "abc"), booleans by "is it one of true/1/yes/on" (so
+#   "flase" silently means false) and leaves numbers as text, which then fail validation;
+# * Meltano: its config file. Meltano 4.4's ``kind: decimal`` casts an environment value to
+#   Decimal and then cannot write that file (TypeError: Decimal is not JSON serializable),
+#   so number settings are ``kind: string`` and arrive as text: "1.25".
+# :func:`coerce_types` gives every boolean, integer and number setting its Python type
+# (bool, int, float) when the value unambiguously is one; anything else is left as given,
+# for the schema validation to name in one line.
+
+_SCALAR_TYPES = ("boolean", "integer", "number")
+_TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+_FALSE_WORDS = frozenset({"false", "0", "no", "off"})
+_INTEGER_TEXT = re.compile(r"[+-]?\d+")
+_NUMBER_TEXT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def scalar_type(prop: t.Mapping[str, t.Any]) -> str | None:
+    """``"boolean"``, ``"integer"`` or ``"number"`` if that is the setting's one JSON type."""
+    types = prop.get("type")
+    found = {types} if isinstance(types, str) else set(types or ()) - {"null"}
+    return found.pop() if len(found) == 1 and found <= set(_SCALAR_TYPES) else None
+
+
+def coerce_value(json_type: str, value: t.Any, *, text: bool) -> t.Any:
+    """``value`` as the Python type of ``json_type`` if it unambiguously is one, else as is.
+
+    ``text`` says the value came as text (an environment variable): then "50", "true" and
+    "1.25" are read as integer, boolean and number. In a JSON file only a number setting
+    reads text ("1.25", as Meltano writes its ``kind: string``); ``"page_size": "100"`` or
+    ``"sandbox": "yes"`` there is a mistake the validation reports.
+    """
+    if isinstance(value, bool) or value is None:
+        return value
+    read = {"number": _as_number, "integer": _as_integer, "boolean": _as_boolean}[json_type]
+    return read(value, text=text)
+
+
+def _as_number(value: t.Any, *, text: bool) -> t.Any:
+    del text  # a number setting reads text from a JSON file too (Meltano's kind: string)
+    if isinstance(value, str) and _NUMBER_TEXT.fullmatch(value.strip()):
+        return _finite_float(value.strip(), value)
+    if isinstance(value, int | float | decimal.Decimal):
+        return _finite_float(value, value)
+    return value
+
+
+def _finite_float(number: t.Any, otherwise: t.Any) -> t.Any:
+    """``float(number)``, or ``otherwise`` if that is not a finite float ("1e999")."""
+    try:
+        result = float(number)
+    except OverflowError:
+        return otherwise
+    return result if math.isfinite(result) else otherwise
+
+
+def _as_integer(value: t.Any, *, text: bool) -> t.Any:
+    if isinstance(value, float | decimal.Decimal) and math.isfinite(value):
+        # 50.0 is the integer 50 in JSON Schema; 1.5 becomes a float, so the validation's
+        # message shows 1.5, not Decimal('1.5').
+        return int(value) if value == int(value) else float(value)
+    if text and isinstance(value, str) and _INTEGER_TEXT.fullmatch(value.strip()):
+        return int(value.strip())
+    return value
+
+
+def _as_boolean(value: t.Any, *, text: bool) -> t.Any:
+    word = value.strip().lower() if text and isinstance(value, str) else None
+    if word in _TRUE_WORDS or word in _FALSE_WORDS:
+        return word in _TRUE_WORDS
+    return value
+
+
+def coerce_types(
+    config: t.MutableMapping[str, t.Any],
+    properties: t.Mapping[str, t.Any],
+    *,
+    text: bool = False,
+) -> t.MutableMapping[str, t.Any]:
+    """Give every boolean, integer and number setting of ``config`` its Python type, in place."""
+    for name, prop in properties.items():
+        json_type = scalar_type(prop) if isinstance(prop, dict) else None
+        if json_type and name in config:
+            value = coerce_value(json_type, config[name], text=text)
+            if value is not config[name]:
+                config[name] = value
+    return config

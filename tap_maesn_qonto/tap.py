@@ -26,7 +26,9 @@ from tap_maesn_qonto.settings import (
     CONFIG_SCHEMA,
     DEFAULT_API_URL,
     DEFAULT_MAX_CONCURRENCY,
+    coerce_types,
     find_problems,
+    scalar_type,
 )
 from tap_maesn_qonto.state import check_state
 from tap_maesn_qonto.streams import LINE_ITEM_STREAM_TYPES, STREAM_TYPES
@@ -70,6 +72,15 @@ class TapMaesnQonto(SignalsOfTheRun, CheckedConfig, Tap):
         quiet.install()
 
     # --- config (sdk_compat.CheckedConfig) --------------------------------------------
+
+    @classmethod
+    def typed_settings(cls, config: dict[str, t.Any], *, text: bool) -> dict[str, t.Any]:
+        cls.append_builtin_config(cls.config_jsonschema)
+        return dict(coerce_types(config, cls.config_jsonschema["properties"], text=text))
+
+    @classmethod
+    def typed_by_the_tap(cls, prop: dict[str, t.Any]) -> bool:
+        return scalar_type(prop) is not None
 
     def config_problems(self, errors: list[str]) -> list[str]:
         properties = self.config_jsonschema["properties"]

@@ -26,7 +26,9 @@ class RequestThrottle:
     """Blocks callers until they may send their next request."""
 
     def __init__(self, max_requests_per_second: float | None = None) -> None:
-        self._interval = 1.0 / max_requests_per_second if max_requests_per_second else 0.0
+        # float(): singer-sdk reads JSON numbers as Decimal, and 1.0 / Decimal fails.
+        rate = float(max_requests_per_second or 0)
+        self._interval = 1.0 / rate if rate else 0.0
         self._lock = threading.Lock()
         self._next_send = 0.0  # time.monotonic() value
         self._paused_until = 0.0

@@ -57,7 +57,6 @@ KIND_TO_JSON_TYPE: dict[str, tuple[str, str | None]] = {
     "string": ("string", None),
     "boolean": ("boolean", None),
     "integer": ("integer", None),
-    "decimal": ("number", None),
     "date_iso8601": ("string", "date-time"),
     "object": ("object", None),
     "array": ("array", None),
@@ -329,6 +328,9 @@ def test_setting_kinds_agree_with_the_json_types_of_about(
     json_type_to_kind: dict[tuple[str | None, str | None], str] = {
         json_type: kind for kind, json_type in KIND_TO_JSON_TYPE.items()
     }
+    # Not `kind: decimal`, which Meltano 4.4 cannot write to the tap's config when the value
+    # comes from the environment; the tap reads the text (tests/test_settings_four_ways.py).
+    json_type_to_kind["number", None] = "string"
     problems = []
     for source, settings in described_settings(meltano_extractor, hub_definition).items():
         for name, setting in settings.items():

@@ -15,7 +15,10 @@ The version is one per stream, not per account, because a target's table holds e
 account's rows and retires all of them that carry an older version. Hence:
 
 * one run must read every account writing to a table: with ``shard_count`` > 1
-  reconciles are off unless asked for, and then refused (settings.py);
+  reconciles are off unless asked for, and then refused (settings.py). Records still
+  carry a version when reconciles are off (the state's, else a new one), so that a
+  separate unsharded reconcile run over every account can retire the rows of shard
+  runs too (orchestration/dagster/README.md, "Deletions");
 * the ``ACTIVATE_VERSION`` is sent only after the stream's last account, and only if
   no account failed and no whole-list read was left incomplete; otherwise it is not
   sent, nothing is retired, and the next run reconciles again.
@@ -52,7 +55,8 @@ DEFAULT_INTERVAL_DAYS = 7
 class TablePlan:
     """What one stream's records carry this run, and whether it reconciles."""
 
-    #: The version RECORD messages carry (None: no version at all, reconciles off).
+    #: The version RECORD messages carry: the state's, else a new one (also with
+    #: reconciles off, so a later reconcile can retire these rows).
     version: int | None
     #: Every account is read whole, and ``version`` is activated at the end.
     reconciling: bool
@@ -73,9 +77,9 @@ def plan(
     states = list(partitions)
     versions = [v for s in states if isinstance(v := s.get(TABLE_VERSION), int)]
     active = max(versions, default=None)
-    if every_days is None:
-        return TablePlan(version=active, reconciling=False)
     fresh = max(int(now.timestamp() * 1000), (active or 0) + 1)
+    if every_days is None:
+        return TablePlan(version=fresh if active is None else active, reconciling=False)
     if every_days > 0 and active is None:
         # A table this tap has not versioned yet: the first interval starts now.
         return TablePlan(version=fresh, reconciling=False)

@@ -978,17 +978,18 @@ class Harness:
                 f"source, for {len(self.pg_keys)} accounts; none retired"
             )
 
+        versions: dict[tuple[str, int], set[int | None]] = defaultdict(set)
+        for table, rows in self.rows3.items():
+            for (label, _, _), row in rows.items():
+                versions[table, self.shard[label]].add(row.version)
+        self.shard_versions = versions  # (table, shard) -> the versions its rows carry
+
         def versioned() -> str:
-            versions: dict[tuple[str, int], set[int | None]] = defaultdict(set)
-            for table, rows in self.rows3.items():
-                for (label, _, _), row in rows.items():
-                    versions[table, self.shard[label]].add(row.version)
             for (table, shard), found in versions.items():
                 check(
                     len(found) == 1 and None not in found,
                     f"{table} of shard {shard}: versions {found}, expected one, not NULL",
                 )
-            self.shard_versions = {where: found.pop() for where, found in versions.items()}
             keys = self.s3.keys()
             for part in self.pg_state_key:
                 if part != "reconcile":
@@ -1043,8 +1044,8 @@ class Harness:
     def runs_4_and_5(self, changes: dict[str, Any]) -> None:
         run4, run5 = self.queued()
         truth, rows = source(self.emulator, self.pg_keys), warehouse(self.pg)
-        activated = {
-            table: max(v or 0 for v in (r.version for r in rows[table].values()))
+        activated = {  # the newest version in each table: the reconcile's, if it ran
+            table: max((row.version or 0 for row in rows[table].values()), default=0)
             for table in TABLES
         }
 
@@ -1091,7 +1092,13 @@ class Harness:
                 versions = {rows[table][key].version for key in truth[table]}
                 check(versions == {activated[table]}, f"{table}: live rows carry {versions}")
                 newest_shard = max(
-                    v for (t, _), v in self.shard_versions.items() if t == table and v is not None
+                    (
+                        v or 0
+                        for (t, _), found in self.shard_versions.items()
+                        if t == table
+                        for v in found
+                    ),
+                    default=0,
                 )
                 check(activated[table] > newest_shard, f"{table}: version not above the shards'")
             return (

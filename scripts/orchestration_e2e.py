@@ -1,14 +1,17 @@
-"""Beyond one machine, end to end: Dagster runs the shards, Meltano keeps state in S3.
+"""Beyond one machine, end to end: Dagster runs the shards, Meltano keeps state in S3,
+and the reconcile job retires in PostgreSQL what was deleted at the source.
 
     uv run --locked python scripts/orchestration_e2e.py [--accounts 200] [--shards 2] [--keep]
+        [--deletion-accounts 40] [--deletions-only]
 
-Run by .ci/run as its last step. Everything it needs it installs and starts itself, on
+Run by .ci/run (step 5). Everything it needs it installs and starts itself, on
 127.0.0.1 only, and stops when it exits, whatever happens:
 
 * Meltano with S3 support (``meltano[s3]``), Dagster and moto's S3 server, each in its own
   cached uv tool environment (nothing is added to the tap's lock);
 * moto's S3 server as Meltano's state backend (``MELTANO_STATE_BACKEND_URI=s3://…`` with
   ``MELTANO_STATE_BACKEND_S3_ENDPOINT_URL``), and the Maesn emulator serving 200 accounts;
+* a PostgreSQL server (scripts/pg_server.py) for target-postgres, in runs 3-5;
 * the Dagster job of ``orchestration/dagster/definitions.py``, executed for real by
   ``dagster job execute`` with the multiprocess executor: one step per shard, in parallel,
   each a ``meltano run --state-id-suffix=shard-<i> tap-maesn-qonto target-jsonl`` (one
@@ -28,6 +31,26 @@ Both steps succeed, far fewer records are read than in run 1, every changed reco
 with its new ``updatedDate``, the failed account is read in full, every other record read
 again lies within the 600 s lookback before its account's bookmark from S3, and the rows of
 both runs (latest per id) equal the truth for every account, each bookmarked in S3.
+
+Runs 3-5, deletions: a deployment of its own, the first 40 accounts into target-postgres
+(one schema for every shard and the reconcile; soft deletes, ``_sdc_deleted_at``), its
+state in S3 too, and the Dagster instance configured with orchestration/dagster/dagster.yaml
+(the run tag limit) and a ``dagster-daemon`` serving the run queue.
+
+Run 3, the shards job, loads every account (one shard after the other: shards creating the
+same table at once collide). The rows equal the source, none is retired, and every row
+carries its shard's table version, never NULL. Meanwhile, on an instance of its own, the
+reconcile op is called twice: alone it goes on to start meltano; beside a shards run in
+progress it fails before that, naming the run. Then at the source, in 3 accounts of each
+shard, records are updated and deleted in every stream, one invoice goes from 3 lines to 1,
+and in one otherwise unchanged account per shard a bill moves away (no longer listed).
+Run 4, the shards job (incremental), and run 5, the reconcile job, are submitted to the queue
+together: run 5 must wait and start only after run 4 ended. Afterwards the reconcile read
+every account and activated the three parent streams, its state is in S3, the live rows of
+all six tables equal the source exactly (keys, line positions and ``updatedDate``) and carry
+the reconcile's version, above every shard's, and for every shard the retired rows are
+exactly those gone at the source (deleted records, their lines, the removed lines, the moved
+bills), all retired after run 5 started: no row that still exists was retired, in any shard.
 
 Prints one line per check, a PASS/FAIL summary and its own run time; exits 1 on a failure.
 """
@@ -51,11 +74,15 @@ import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+
+import meltano_e2e  # noqa: E402
+import pg_server  # noqa: E402
 
 from tap_maesn_qonto.accounts import shard_of  # noqa: E402
 from tap_maesn_qonto.emulator import Emulator, many_accounts  # noqa: E402
@@ -67,7 +94,9 @@ DAGSTER = "dagster==1.13.28"
 MOTO = "moto[server]==5.2.5"
 
 DEFINITIONS = ROOT / "orchestration" / "dagster" / "definitions.py"
+INSTANCE_SETTINGS = DEFINITIONS.parent / "dagster.yaml"
 JOB = "maesn_qonto_shards"
+RECONCILE_JOB = "maesn_qonto_reconcile"
 TARGET = "target-jsonl"
 ENVIRONMENT = "prod"  # real keys come from TAP_MAESN_QONTO_* variables there
 BUCKET = "meltano-state-e2e"
@@ -95,36 +124,93 @@ stop.wait()
 server.stop()
 """
 
-# Read in Dagster's environment after a run: the run's status and each step's outcome.
+# Read in Dagster's environment: the runs tagged e2e/run=<name> for each name in argv[2:]
+# (after waiting for them to end if argv[1] is "wait"), each with its status, when it was
+# submitted, started and ended, and each step's outcome.
 RUN_REPORT = """
-import json
-from dagster import DagsterEventType, DagsterInstance
+import json, sys, time
+from dagster import DagsterEventType, DagsterInstance, RunsFilter
 instance = DagsterInstance.get()
-run = instance.get_runs(limit=1)[0]
-steps = {
-    s.step_key: {"status": s.status.value if s.status else None,
-                 "start": s.start_time, "end": s.end_time}
-    for s in instance.get_run_step_stats(run.run_id)
-}
-failures = {}
-for record in instance.get_records_for_run(
-    run.run_id, of_type=DagsterEventType.STEP_FAILURE
-).records:
-    event = record.event_log_entry.dagster_event
-    user = event.step_failure_data.user_failure_data
-    failures[event.step_key] = {
-        "description": user.description if user else str(event.step_failure_data.error),
-        "metadata": {k: getattr(v, "value", str(v)) for k, v in (user.metadata if user else {}).items()},
+
+def found(name):
+    return instance.get_run_records(RunsFilter(tags={"e2e/run": name}), limit=1)[0]
+
+deadline = time.monotonic() + 900
+while sys.argv[1] == "wait" and time.monotonic() < deadline:
+    if all(found(name).dagster_run.is_finished for name in sys.argv[2:]):
+        break
+    time.sleep(0.5)
+
+def events(run, kind):
+    return [r.event_log_entry.dagster_event
+            for r in instance.get_records_for_run(run.run_id, of_type=kind).records]
+
+def values(metadata):
+    return {k: getattr(v, "value", str(v)) for k, v in metadata.items()}
+
+def report(name):
+    record = found(name)
+    run = record.dagster_run
+    steps = {
+        s.step_key: {"status": s.status.value if s.status else None,
+                     "start": s.start_time, "end": s.end_time}
+        for s in instance.get_run_step_stats(run.run_id)
     }
-logs = {}  # step -> the stderr Dagster captured for it (the UI's log view)
-for record in instance.get_records_for_run(
-    run.run_id, of_type=DagsterEventType.LOGS_CAPTURED
-).records:
-    data = record.event_log_entry.dagster_event.event_specific_data
-    for step in data.step_keys:
-        logs[step] = f"{instance.storage_directory()}/{run.run_id}/compute_logs/{data.file_key}.err"
-print(json.dumps({"run_id": run.run_id, "status": run.status.value, "steps": steps,
-                  "failures": failures, "logs": logs}, default=str))
+    failures = {}
+    for event in events(run, DagsterEventType.STEP_FAILURE):
+        user = event.step_failure_data.user_failure_data
+        failures[event.step_key] = {
+            "description": user.description if user else str(event.step_failure_data.error),
+            "metadata": values(user.metadata if user else {}),
+        }
+    outputs = {  # step -> the metadata of its output (counts, reconciled streams)
+        event.step_key: values(event.step_output_data.metadata)
+        for event in events(run, DagsterEventType.STEP_OUTPUT)
+    }
+    logs = {}  # step -> the stderr Dagster captured for it (the UI's log view)
+    for event in events(run, DagsterEventType.LOGS_CAPTURED):
+        data = event.event_specific_data
+        for step in data.step_keys:
+            logs[step] = (
+                f"{instance.storage_directory()}/{run.run_id}/compute_logs/{data.file_key}.err"
+            )
+    return {"run_id": run.run_id, "status": run.status.value, "steps": steps,
+            "failures": failures, "outputs": outputs, "logs": logs,
+            "created": record.create_timestamp.timestamp(), "start": record.start_time,
+            "end": record.end_time}
+
+print(json.dumps({name: report(name) for name in sys.argv[2:]}, default=str))
+"""
+
+# The overlap check of the ops, on an instance of its own (in memory): the reconcile op,
+# called while a shards run is in progress (as one started with `dagster job execute`, which
+# bypasses the queue, or one whose worker died, is), must fail before starting meltano; with
+# no such run it goes on (and fails to start the meltano_bin that does not exist).
+OVERLAP_CHECK = """
+import importlib.util, sys
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, Failure, build_op_context
+spec = importlib.util.spec_from_file_location("definitions", sys.argv[1])
+definitions = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(definitions)
+
+def call_reconcile(instance):
+    meltano = definitions.MeltanoShards(meltano_bin="/nonexistent/meltano")
+    context = build_op_context(instance=instance, resources={"meltano": meltano})
+    try:
+        definitions.reconcile(context)
+    except Failure as failure:
+        return failure.description
+    except FileNotFoundError:
+        return "started meltano"
+    return "returned"
+
+with DagsterInstance.ephemeral() as instance:
+    alone = call_reconcile(instance)
+    instance.add_run(DagsterRun(job_name="maesn_qonto_shards", run_id="a-shards-run",
+                                status=DagsterRunStatus.STARTED, tags=definitions.TABLES_TAG))
+    beside = call_reconcile(instance)
+print(alone)
+print(beside)
 """
 
 
@@ -277,6 +363,70 @@ def bookmarked_labels(state: dict[str, Any]) -> dict[str, set[str]]:
     return {stream: {label for (s, label) in marks if s == stream} for stream in STREAMS}
 
 
+# --------------------------------------------------------------------------- the warehouse
+
+SCHEMA = "qonto"  # target-postgres: one schema for every shard and the reconcile
+LINES = {  # line-item table -> (its parent-id column, its parent table)
+    "invoice_line_items": ("invoice_id", "invoices"),
+    "bill_line_items": ("bill_id", "bills"),
+    "booking_proposal_line_items": ("booking_proposal_id", "booking_proposals"),
+}
+TABLES = [*STREAMS, *LINES]
+CHANGED_ACCOUNTS = 3  # per shard: records updated and deleted in every stream
+CHANGE = {"update": 2, "delete": 2}
+Key = tuple[str, str, int]  # (account label, record id or parent id, line position; 0: parent)
+
+
+@dataclass(frozen=True)
+class Row:
+    version: int | None
+    retired_at: float | None  # _sdc_deleted_at, seconds since the epoch; None: live
+    updated: str  # a parent's updatedDate as an instant; "" for a line
+
+
+def warehouse(pg: pg_server.Server) -> dict[str, dict[Key, Row]]:
+    """Every row of the six tables, live or retired, by key."""
+    tables: dict[str, dict[Key, Row]] = {}
+    for table in TABLES:
+        key, position, updated = (
+            ("id", "0", '"updatedDate"')
+            if table in STREAMS
+            else (LINES[table][0], "position", "null")
+        )
+        sql = (
+            f"select row_to_json(t)::text from (select account_label as label, {key} as id, "  # noqa: S608
+            f"{position} as position, {updated} as updated, _sdc_table_version as version, "
+            f'extract(epoch from _sdc_deleted_at) as retired_at from "{SCHEMA}"."{table}") t'
+        )
+        rows: dict[Key, Row] = {}
+        for line in pg.psql(sql).splitlines():
+            if line:
+                row = json.loads(line)
+                where = (row["label"], row["id"], row["position"])
+                check(where not in rows, f"{table}: two rows for {where}")
+                rows[where] = Row(row["version"], row["retired_at"], instant(row["updated"]))
+        tables[table] = rows
+    return tables
+
+
+def source(emulator: Emulator, keys: dict[str, str]) -> dict[str, dict[Key, str]]:
+    """What the six tables must hold live: every record and line the emulator serves now,
+    with each record's updatedDate as an instant."""
+    tables: dict[str, dict[Key, str]] = {table: {} for table in TABLES}
+    for table, resource in STREAMS.items():
+        line_table = next(name for name, (_, parent) in LINES.items() if parent == table)
+        for label, key in keys.items():
+            for record_id, record in emulator.truth(resource, account=key).items():
+                tables[table][label, record_id, 0] = instant(record["updatedDate"])
+                for position in range(1, len(record.get("lineItems") or []) + 1):
+                    tables[line_table][label, record_id, position] = ""
+    return tables
+
+
+def live(rows: dict[Key, Row]) -> dict[Key, str]:
+    return {key: row.updated for key, row in rows.items() if row.retired_at is None}
+
+
 # --------------------------------------------------------------------------- the test
 
 
@@ -285,6 +435,7 @@ class Harness:
         self.args, self.work, self.stack = args, work, stack
         self.results: list[tuple[bool, str]] = []
         self.installs: dict[str, float] = {}
+        self.extra_env: dict[str, str] = {}  # the deletions' target and accounts
 
     # ---- setup
 
@@ -340,11 +491,26 @@ class Harness:
             + ", ".join(f"{shard}: {sizes[shard]} accounts" for shard in sorted(sizes))
         )
 
+    def start_postgres(self) -> None:
+        started = time.monotonic()
+        self.pg = pg_server.Server(meltano_e2e.default_pg_bin_dir())
+        self.stack.callback(self.pg.stop)
+        self.pg.start()
+        version = self.pg.psql("show server_version").split()[0]
+        print(
+            f"PostgreSQL {version} at 127.0.0.1:{self.pg.port}, schema {SCHEMA} "
+            f"({time.monotonic() - started:.1f} s)"
+        )
+
     def environment(self) -> dict[str, str]:
         """What the deployment puts in the Dagster process's environment: secrets included."""
         home = self.work / "dagster-home"
         home.mkdir(exist_ok=True)
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        (home / "dagster.yaml").write_text(
+            "telemetry:\n  enabled: false\n"
+            "run_queue:\n  dequeue_interval_seconds: 1\n"  # the daemon's queue, checked often
+            + INSTANCE_SETTINGS.read_text()  # the shipped run tag limit: what is tested
+        )
         return {
             **base_env(),
             "DAGSTER_HOME": str(home),
@@ -375,12 +541,13 @@ class Harness:
             "AWS_EC2_METADATA_DISABLED": "true",
             "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
             "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
+            **self.extra_env,
         }
 
     def install_plugins(self) -> None:
         started = time.monotonic()
         done = subprocess.run(
-            [self.meltano, "install", TARGET, "tap-maesn-qonto"],
+            [self.meltano, "install", TARGET, "target-postgres", "tap-maesn-qonto"],
             cwd=ROOT,
             env={
                 **self.environment(),
@@ -392,28 +559,53 @@ class Harness:
         )
         check(done.returncode == 0, f"meltano install failed: {done.stderr[-3000:]}")
         self.installs["meltano install"] = time.monotonic() - started
-        print(f"meltano install tap-maesn-qonto {TARGET}: {time.monotonic() - started:.1f} s")
+        print(
+            f"meltano install tap-maesn-qonto {TARGET} target-postgres: "
+            f"{time.monotonic() - started:.1f} s"
+        )
 
     # ---- one Dagster run
 
     def run_job(self, number: int) -> dict[str, Any]:
-        run_dir = self.work / f"run-{number}"
+        """One run of the shards job to target-jsonl with ``dagster job execute``, waited for."""
+        started = time.monotonic()
+        process, run_dir = self.start_job(f"run-{number}", JOB, TARGET, "execute")
+        try:
+            process.wait(timeout=900)
+        finally:
+            stop_group(process)
+        return self.report(
+            f"run-{number}",
+            f"run {number}: dagster job execute exit {process.returncode}",
+            exit_code=process.returncode,
+            seconds=time.monotonic() - started,
+            dir=run_dir,
+        )
+
+    def start_job(
+        self, name: str, job: str, target: str, verb: str, **env: str
+    ) -> tuple[subprocess.Popen[bytes], Path]:
+        """``dagster job execute`` (runs it here, bypassing the queue) or ``dagster job launch``
+        (submits it to the queue) of ``job`` as run ``name`` (its e2e/run tag)."""
+        run_dir = self.work / name
         for shard in range(self.args.shards):
             (run_dir / f"shard-{shard}").mkdir(parents=True)
+        shard_env = {
+            "target-jsonl": {"TARGET_JSONL_DESTINATION_PATH": str(run_dir / "shard-{shard}")},
+            "target-postgres": {},  # one schema for every shard and the reconcile
+        }[target]
         run_config = {
             "resources": {
                 "meltano": {
                     "config": {
                         "project_dir": str(ROOT),
                         "meltano_bin": self.meltano,
-                        "target": TARGET,
+                        "target": target,
                         "environment": ENVIRONMENT,
                         # One output directory and one Meltano system directory (run files,
                         # system database) per shard and run, as on separate ephemeral
                         # machines: the only state a run can find is the one in S3.
-                        "shard_env": {
-                            "TARGET_JSONL_DESTINATION_PATH": str(run_dir / "shard-{shard}")
-                        },
+                        "shard_env": shard_env,
                         "shard_sys_dir": str(run_dir / "meltano-shard-{shard}"),
                     }
                 }
@@ -421,44 +613,37 @@ class Harness:
         }
         config_file = run_dir / "run_config.yaml"
         config_file.write_text(json.dumps(run_config, indent=2))  # JSON is YAML
-        started = time.monotonic()
-        command = [self.dagster, "job", "execute", "-f", str(DEFINITIONS), "-j", JOB]
-        command += ["-c", str(config_file)]
+        command = [self.dagster, "job", verb, "-f", str(DEFINITIONS), "-j", job]
+        command += ["-c", str(config_file), "--tags", json.dumps({"e2e/run": name})]
         with (run_dir / "dagster.log").open("w") as log:
             # Its own process group: a cancelled test stops Dagster's step processes and
             # their meltano and tap processes too, not only the CLI.
             process = subprocess.Popen(
                 command,
                 cwd=self.work,
-                env=self.environment(),
+                env={**self.environment(), **env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-            try:
-                process.wait(timeout=900)
-            finally:
-                stop_group(process)
-        done: subprocess.CompletedProcess[str] = subprocess.CompletedProcess(
-            command, process.returncode
-        )
-        seconds = time.monotonic() - started
-        report = json.loads(
-            subprocess.run(
-                [self.dagster_python, "-c", RUN_REPORT],
-                env=self.environment(),
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-        )
-        report.update(exit_code=done.returncode, seconds=seconds, dir=run_dir)
-        steps = ", ".join(f"{k} {v['status']}" for k, v in sorted(report["steps"].items()))
-        print(
-            f"run {number}: dagster job execute exit {done.returncode} in {seconds:.1f} s; "
-            f"run {report['status']}; steps: {steps}"
-        )
+        return process, run_dir
+
+    def report(self, name: str, what: str, **extra: Any) -> dict[str, Any]:
+        """Run ``name`` as Dagster recorded it (RUN_REPORT), printed in one line."""
+        report = json.loads(self.dagster_run(RUN_REPORT, "now", name))[name]
+        report.update(extra)
+        show(report, what)
         return report
+
+    def dagster_run(self, script: str, *args: str) -> str:
+        """``script`` run by the Python of Dagster's environment, on the test's instance."""
+        return subprocess.run(
+            [self.dagster_python, "-c", script, *args],
+            env=self.environment(),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
 
     def record(self, name: str, test: Callable[[], str]) -> None:
         try:
@@ -481,8 +666,10 @@ class Harness:
             for shard in range(shards)
         }
         self.members = {s: {lb for lb in self.labels if self.shard[lb] == s} for s in range(shards)}
-        self.run_1()
-        self.run_2()
+        if not self.args.deletions_only:
+            self.run_1()
+            self.run_2()
+        self.deletions()
 
     def run_1(self) -> None:
         """One account rejected: its shard's step fails, the state of the others is kept."""
@@ -702,6 +889,283 @@ class Harness:
         )
         self.record("run 2: rows = truth", union_equals_truth)
 
+    # ---- deletions: shards load into PostgreSQL, the reconcile job retires what is gone
+
+    def deletions(self) -> None:
+        """Runs 3-5 through target-postgres, one schema for every shard and the reconcile.
+
+        Run 3, the shards job, loads every account. Then, at the source, records are updated
+        and deleted in a few accounts of each shard, an invoice loses lines, and in one
+        otherwise unchanged account per shard a bill moves away (to Qonto's document review:
+        it is no longer listed, with no event). Run 4, the shards job again, and run 5, the
+        reconcile job, are submitted together to Dagster's queue: run 5 must wait for run 4.
+        """
+        # The first accounts of the list: a deployment of its own, whose reconcile reads them all.
+        self.pg_keys = dict(list(self.keys.items())[: self.args.deletion_accounts])
+        accounts_file = self.work / "accounts-postgres.json"
+        accounts_file.write_text(
+            json.dumps([{"label": lb, "account_key": key} for lb, key in self.pg_keys.items()])
+        )
+        accounts_file.chmod(0o600)
+        self.extra_env = {
+            "TAP_MAESN_QONTO_ACCOUNTS_FILE": str(accounts_file),
+            "TARGET_POSTGRES_PORT": str(self.pg.port),
+            "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": SCHEMA,
+        }
+        parts = [f"shard-{shard}" for shard in range(self.args.shards)] + ["reconcile"]
+        self.pg_state_key = {
+            part: f"{PREFIX}/{ENVIRONMENT}:tap-maesn-qonto-to-target-postgres:{part}/state.json"
+            for part in parts
+        }
+        overlap_check = subprocess.Popen(  # meanwhile: it uses an instance of its own
+            [self.dagster_python, "-c", OVERLAP_CHECK, str(DEFINITIONS)],
+            env=self.environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.run_3()
+        # Only runs 4 and 5 need the queue. Started now, not before run 3: the first run
+        # creates Dagster's storage, which two processes must not create at once.
+        self.start_daemon()
+        self.record("the ops refuse to start beside another run", lambda: refused(overlap_check))
+        changes = self.change_the_source()
+        self.runs_4_and_5(changes)
+
+    def start_daemon(self) -> None:
+        """``dagster-daemon run``: the queue that launches submitted runs, one at a time for
+        runs tagged maesn-qonto/tables (the shipped dagster.yaml, in DAGSTER_HOME)."""
+        log = (self.work / "dagster-daemon.log").open("w")
+        process = subprocess.Popen(
+            [str(Path(self.dagster).parent / "dagster-daemon"), "run", "-f", str(DEFINITIONS)],
+            cwd=self.work,
+            env=self.environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.stack.callback(stop_group, process)
+        self.stack.callback(log.close)
+
+    def execute(self, name: str, job: str, **env: str) -> dict[str, Any]:
+        started = time.monotonic()
+        process, _ = self.start_job(name, job, "target-postgres", "execute", **env)
+        try:
+            process.wait(timeout=900)
+        finally:
+            stop_group(process)
+        return self.report(
+            name,
+            f"{name.replace('-', ' ')} ({job}): dagster job execute exit {process.returncode}",
+            exit_code=process.returncode,
+            seconds=time.monotonic() - started,
+        )
+
+    def run_3(self) -> None:
+        # Into an empty schema one shard at a time: shards creating the same table at once
+        # collide in PostgreSQL (README: "The first run into an empty schema").
+        run3 = self.execute("run-3", JOB, MAESN_MAX_PARALLEL_SHARDS="1")
+        self.truth3, self.rows3 = source(self.emulator, self.pg_keys), warehouse(self.pg)
+
+        def loaded() -> str:
+            check(run3["status"] == "SUCCESS", f"run status {run3['status']}")
+            for table in TABLES:
+                rows = self.rows3[table]
+                check(live(rows) == self.truth3[table], f"{table}: live rows differ from truth")
+                check(len(live(rows)) == len(rows), f"{table}: rows retired by a shard run")
+            return (
+                f"{sum(len(rows) for rows in self.rows3.values())} rows in 6 tables = the "
+                f"source, for {len(self.pg_keys)} accounts; none retired"
+            )
+
+        versions: dict[tuple[str, int], set[int | None]] = defaultdict(set)
+        for table, rows in self.rows3.items():
+            for (label, _, _), row in rows.items():
+                versions[table, self.shard[label]].add(row.version)
+        self.shard_versions = versions  # (table, shard) -> the versions its rows carry
+
+        def versioned() -> str:
+            for (table, shard), found in versions.items():
+                check(
+                    len(found) == 1 and None not in found,
+                    f"{table} of shard {shard}: versions {found}, expected one, not NULL",
+                )
+            keys = self.s3.keys()
+            for part in self.pg_state_key:
+                if part != "reconcile":
+                    check(self.pg_state_key[part] in keys, f"no state for {part} in S3")
+            return (
+                "every row carries its shard's table version (one per shard and table, none "
+                "NULL), so a reconcile can retire it; both shards' states in S3"
+            )
+
+        self.record("run 3: shards load PostgreSQL", loaded)
+        self.record("run 3: shard rows carry versions", versioned)
+
+    def change_the_source(self) -> dict[str, Any]:
+        """Updates and deletions in CHANGED_ACCOUNTS accounts of each shard, lines removed
+        from one invoice, and one bill moved away in an otherwise unchanged account."""
+        by_shard = {s: sorted(m & set(self.pg_keys)) for s, m in self.members.items()}
+        changed = [label for members in by_shard.values() for label in members[:CHANGED_ACCOUNTS]]
+        moved = [members[CHANGED_ACCOUNTS] for members in by_shard.values()]
+        for label in changed:
+            for resource in STREAMS.values():
+                self.emulator.mutate(resource, **CHANGE, account=self.keys[label])
+        shrunk = ""
+        for label in changed:
+            with contextlib.suppress(StopIteration):  # an invoice of 3 lines and one of 1
+                record_id = self.emulator.shrink_line_items(
+                    "invoices", before=3, after=1, account=self.keys[label]
+                )
+                shrunk = f"{label} invoice {record_id}: 3 lines -> 1"
+                break
+        for label in moved:
+            self.emulator.mutate("bills", delete=1, account=self.keys[label])
+        print(
+            f"source: {CHANGE} per stream in {len(changed)} accounts ({CHANGED_ACCOUNTS} per "
+            f"shard); {shrunk or 'no invoice could be shrunk'}; one bill moved away in "
+            f"{', '.join(moved)}"
+        )
+        check(shrunk, "no invoice of 3 lines to shrink")
+        return {"changed": changed, "moved": moved}
+
+    def queued(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Runs 4 (shards) and 5 (reconcile) submitted to the queue one after the other."""
+        started = time.monotonic()
+        for name, job in (("run-4", JOB), ("run-5", RECONCILE_JOB)):
+            process, run_dir = self.start_job(name, job, "target-postgres", "launch")
+            check(process.wait(timeout=300) == 0, f"dagster job launch failed: {run_dir}")
+        reports = json.loads(self.dagster_run(RUN_REPORT, "wait", "run-4", "run-5"))
+        show(reports["run-4"], f"run 4 ({JOB}, queued)")
+        show(reports["run-5"], f"run 5 ({RECONCILE_JOB}, queued)")
+        print(f"runs 4 and 5: submitted, and ended {time.monotonic() - started:.1f} s later")
+        return reports["run-4"], reports["run-5"]
+
+    def runs_4_and_5(self, changes: dict[str, Any]) -> None:
+        run4, run5 = self.queued()
+        truth, rows = source(self.emulator, self.pg_keys), warehouse(self.pg)
+        activated = {  # the newest version in each table: the reconcile's, if it ran
+            table: max((row.version or 0 for row in rows[table].values()), default=0)
+            for table in TABLES
+        }
+
+        def one_after_the_other() -> str:
+            for run in (run4, run5):
+                check(run["status"] == "SUCCESS", f"a queued run ended {run['status']}")
+            check(
+                run5["created"] < run4["end"] <= run5["start"],
+                f"run 5 submitted at {run5['created']:.1f}, run 4 ended at {run4['end']:.1f}, "
+                f"run 5 started at {run5['start']:.1f}",
+            )
+            waited = run5["start"] - run5["created"]
+            return (
+                f"run 5 (reconcile) waited {waited:.1f} s in the queue and started "
+                f"{run5['start'] - run4['end']:.1f} s after run 4 (shards) ended"
+            )
+
+        def shards_incremental() -> str:
+            read = sum(int(o.get("records", 0)) for o in run4["outputs"].values())
+            total = sum(len(self.truth3[table]) for table in STREAMS)
+            check(0 < read < total / 5, f"run 4 read {read} records of {total}")
+            return f"run 4 read {read} records (of {total}): incremental"
+
+        def reconciled() -> str:
+            output = run5["outputs"].get("reconcile", {})
+            check(
+                output.get("accounts_read") == len(self.pg_keys),
+                f"the reconcile read {output.get('accounts_read')} accounts",
+            )
+            streams = sorted(output.get("reconciled_streams") or [])
+            check(streams == sorted(STREAMS), f"reconciled streams: {streams}")
+            state = self.s3.get_json(self.pg_state_key["reconcile"])["completed"]["singer_state"]
+            for stream in STREAMS:
+                kept = {p.get("table_version") for p in state["bookmarks"][stream]["partitions"]}
+                check(kept == {activated[stream]}, f"{stream}: reconcile state has {kept}")
+            return (
+                f"{output.get('accounts_read')} accounts read whole, {output.get('records')} "
+                f"records, {', '.join(streams)} activated; its state in S3 (suffix reconcile)"
+            )
+
+        def live_equals_source() -> str:
+            for table in TABLES:
+                check(live(rows[table]) == truth[table], f"{table}: live rows differ from source")
+                versions = {rows[table][key].version for key in truth[table]}
+                check(versions == {activated[table]}, f"{table}: live rows carry {versions}")
+                newest_shard = max(
+                    (
+                        v or 0
+                        for (t, _), found in self.shard_versions.items()
+                        if t == table
+                        for v in found
+                    ),
+                    default=0,
+                )
+                check(activated[table] > newest_shard, f"{table}: version not above the shards'")
+            return (
+                f"live rows = the source in all 6 tables ({sum(map(len, truth.values()))} rows, "
+                "values of updatedDate too), each with the reconcile's version"
+            )
+
+        def retired_exactly() -> str:
+            lines = []
+            for shard in range(self.args.shards):
+                gone, kept = 0, 0
+                for table in TABLES:
+                    for key, row in rows[table].items():
+                        if self.shard[key[0]] != shard:
+                            continue
+                        at_source = key in truth[table]
+                        check(
+                            (row.retired_at is None) == at_source,
+                            f"{table} {key}: {'retired although at the source' if at_source else 'not retired'}",
+                        )
+                        if row.retired_at is not None:
+                            check(
+                                row.retired_at >= run5["start"],
+                                f"{table} {key}: retired before run 5",
+                            )
+                            gone += 1
+                        else:
+                            kept += 1
+                lines.append(f"shard {shard}: {gone} retired, {kept} live")
+            moved = sum(
+                1
+                for key, row in rows["bills"].items()
+                if key[0] in changes["moved"] and row.retired_at is not None
+            )
+            check(moved == len(changes["moved"]), f"{moved} moved bills retired")
+            return (
+                "every row gone at the source retired (deleted records, their lines, removed "
+                f"lines, {moved} moved bills), by run 5 only, and no other: {'; '.join(lines)}"
+            )
+
+        self.record("runs 4 and 5: the queue runs them one after the other", one_after_the_other)
+        self.record("run 4: shards incremental", shards_incremental)
+        self.record("run 5: the reconcile read every account", reconciled)
+        self.record("run 5: live rows = source", live_equals_source)
+        self.record("run 5: retired = gone at the source, in every shard", retired_exactly)
+
+
+def refused(overlap_check: subprocess.Popen[str]) -> str:
+    """OVERLAP_CHECK's verdict: the reconcile op alone goes on, beside a shards run not."""
+    output, _ = overlap_check.communicate(timeout=120)
+    lines = output.strip().splitlines()
+    check(overlap_check.returncode == 0 and len(lines) >= 2, f"the check failed: {output[-2000:]}")
+    alone, beside = lines[-2:]
+    check(alone == "started meltano", f"alone, the reconcile op did not go on: {alone}")
+    check(
+        beside.startswith("reconcile: not started, another run writing the same tables")
+        and "a-shards-run" in beside,
+        f"beside a shards run, the reconcile op was not refused: {beside}",
+    )
+    return f"alone it starts meltano; beside a shards run in progress: {beside[:95]!r}…"
+
+
+def show(report: dict[str, Any], what: str) -> None:
+    steps = ", ".join(f"{k} {v['status']}" for k, v in sorted(report["steps"].items()))
+    took = f" in {report['seconds']:.1f} s" if "seconds" in report else ""
+    print(f"{what}{took}; run {report['status']}; steps: {steps}")
+
 
 def stop(process: subprocess.Popen[Any]) -> None:
     if process.poll() is None:
@@ -741,6 +1205,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=200)
     parser.add_argument("--shards", type=int, default=2)
+    parser.add_argument(
+        "--deletion-accounts",
+        type=int,
+        default=40,
+        help="accounts of the PostgreSQL deployment (runs 3-5): the first of --accounts",
+    )
+    parser.add_argument("--deletions-only", action="store_true", help="runs 3-5 only")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     started = time.monotonic()
@@ -751,6 +1222,7 @@ def main() -> int:
             harness.install_tools()
             harness.start_s3()
             harness.start_emulator()
+            harness.start_postgres()
             harness.install_plugins()
             harness.scenario()
         except (CheckFailed, subprocess.SubprocessError, RuntimeError, OSError) as problem:

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import typing as t
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -83,10 +84,12 @@ def run_tap(
     workdir: Path,
     *,
     kill_after_records: int | None = None,
+    kill_on_log: str | None = None,
     kill_signal: signal.Signals = signal.SIGKILL,
     emulator: Emulator | None = None,
 ) -> TapRun:
-    """Run the tap CLI; optionally send it a signal after that many RECORD messages.
+    """Run the tap CLI; optionally send it a signal after that many RECORD messages, or
+    once a log line contains ``kill_on_log``.
 
     With ``emulator``, the truth right after the run is kept for the bookmark check.
     """
@@ -99,29 +102,45 @@ def run_tap(
         argv += ["--state", str(state_path)]
     run = TapRun()
     started = time.monotonic()
-    with (
-        (workdir / "stderr.log").open("w+") as stderr,
-        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, text=True) as process,
-    ):
+    signalled: list[float] = []
+    stderr_lines: list[str] = []
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
         assert process.stdout is not None
+        assert process.stderr is not None
+
+        def signal_once() -> None:
+            if not signalled:
+                process.send_signal(kill_signal)
+                signalled.append(time.monotonic())
+
+        def read_stderr(stream: t.IO[str]) -> None:
+            for line in stream:
+                stderr_lines.append(line)
+                if kill_on_log is not None and kill_on_log in line:
+                    signal_once()
+
+        reader = threading.Thread(target=read_stderr, args=(process.stderr,), daemon=True)
+        reader.start()
         for line in process.stdout:
             message = json.loads(line)
             if message["type"] == "RECORD" and message["stream"] in PARENT_STREAMS:
                 record = message["record"]
                 run.records.append((message["stream"], record["id"], record["updatedDate"]))
                 if kill_after_records is not None and len(run.records) == kill_after_records:
-                    process.send_signal(kill_signal)
-                    signalled = time.monotonic()
+                    signal_once()
                     if kill_signal == signal.SIGKILL:
                         break
             elif message["type"] == "STATE":
                 run.last_state = message["value"]
         process.wait()
-        if kill_after_records is not None and len(run.records) >= kill_after_records:
-            run.stop_seconds = time.monotonic() - signalled
+        reader.join(timeout=10)
+        if signalled:
+            run.stop_seconds = time.monotonic() - signalled[0]
         run.exit_code = process.returncode
-        stderr.seek(0)
-        run.stderr = stderr.read()
+    run.stderr = "".join(stderr_lines)
+    (workdir / "stderr.log").write_text(run.stderr)
     run.seconds = time.monotonic() - started
     run.retries = len(RETRY_LINE.findall(run.stderr))
     if emulator is not None:
@@ -402,9 +421,19 @@ class Scenarios:
             )
 
     def sigterm(self, stops: int = 2) -> Outcome:
-        """SIGTERM mid-sync while fetch-ahead workers wait out a 60 s Retry-After."""
+        """SIGTERM mid-sync while fetch-ahead workers wait out a 60 s Retry-After.
+
+        The signal goes out when the tap says it waits (its "retry 1 in 60.0 s" line), so
+        it lands inside the wait it is meant to cut short.
+        """
         with Emulator(counts=self.counts(), retry_after=60) as emulator:
-            config = config_for(emulator, page_size=100, max_concurrency=4, start_date=None)
+            config = config_for(
+                emulator,
+                page_size=100,
+                max_concurrency=4,
+                start_date=None,
+                max_retry_seconds=120,  # the 60 s wait is waited for, not given up on
+            )
             runs: list[TapRun] = []
             state: dict | None = None
             for _ in range(stops):
@@ -413,7 +442,7 @@ class Scenarios:
                     config,
                     state,
                     self.workdir,
-                    kill_after_records=self.rng.randint(150, 199),
+                    kill_on_log="retry 1 in 60.0 s",
                     kill_signal=signal.SIGTERM,
                     emulator=emulator,
                 )

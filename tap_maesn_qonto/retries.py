@@ -238,7 +238,6 @@ class RetryPolicy:
             )
             if asked is not None:
                 wait = asked
-                run.throttle.pause(wait)  # every worker holds, not only this one
             elif not run.reached_api and (cause is not None or _refused(exception)):
                 wait = RETRY_BASE_SECONDS * attempt
             else:
@@ -247,6 +246,8 @@ class RetryPolicy:
                 wait = step / 2 + random.uniform(0, step / 2)  # noqa: S311 - not crypto
             if time.monotonic() - started + wait > self.max_retry_seconds:
                 raise self._gave_up(where(), attempt, started, exception) from None
+            if asked is not None:
+                run.throttle.pause(wait)  # every worker holds, not only this one
             logger.warning(
                 "%s: %s on %s; retry %d in %.1f s",
                 name,

@@ -26,7 +26,20 @@ cleanup() {
   python3 scripts/pg_server.py stop --state "$work/pg.json" || true
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM  # run the cleanup on Ctrl-C or kill as well
+# Ctrl-C reaches every foreground process too: each step then ends (non-zero), and the
+# script says so in one line and exits 130 (143 for a kill), after the cleanup.
+stopped=""
+trap 'stopped=130' INT
+trap 'stopped=143' TERM
+step() {
+  "$@" && return 0
+  local code=$?
+  if [ -n "$stopped" ]; then
+    echo "Quick start stopped (Ctrl-C); everything it started is being stopped." >&2
+    exit "$stopped"
+  fi
+  exit "$code"
+}
 
 # 1. The emulator is standard library only: it starts at once, while the rest installs.
 rm -f "$work/emulator.url"
@@ -51,7 +64,7 @@ else
 fi
 pg_job=$!
 meltano="$(dirname "$(tool_python meltano==4.4.1)")/meltano"
-wait "$pg_job"
+step wait "$pg_job"
 export TARGET_POSTGRES_PORT="$(sed -n 's/^port=//p' "$work/pg.port")"
 for _ in $(seq 100); do [ -s "$work/emulator.url" ] && break; sleep 0.1; done
 export TAP_MAESN_QONTO_API_URL="$(cat "$work/emulator.url")"
@@ -61,7 +74,7 @@ echo "Maesn emulator: $TAP_MAESN_QONTO_API_URL; PostgreSQL: 127.0.0.1:$TARGET_PO
 #    first (Meltano's uv backend, in parallel) and, the database being new, ignores any
 #    state an earlier quick start left (--full-refresh).
 echo "== Run 1: install the tap and target-postgres, full extraction"
-"$meltano" run --install --full-refresh tap-maesn-qonto target-postgres
+step "$meltano" run --install --full-refresh tap-maesn-qonto target-postgres
 
 echo "== Changing data in the emulator (updates and new records), then run 2: incremental"
 python3 - "$TAP_MAESN_QONTO_API_URL" <<'PY'
@@ -71,9 +84,9 @@ for resource in ("invoices", "bills", "bookingProposals"):
     request = urllib.request.Request(f"{sys.argv[1]}/_emulator/mutate", data=body, method="POST")
     urllib.request.urlopen(request, timeout=10).close()
 PY
-"$meltano" run tap-maesn-qonto target-postgres
+step "$meltano" run tap-maesn-qonto target-postgres
 
 # 4. Every row, money value, timestamp and line item against the emulator's truth.
-python3 scripts/check_warehouse.py \
+step python3 scripts/check_warehouse.py \
   --emulator "$TAP_MAESN_QONTO_API_URL" --postgres "$work/pg.json" --schema qonto
 echo "Quick start finished in $(elapsed) s (installs included)."

@@ -11,6 +11,7 @@ read starts), read.py (the read), lineitems.py (line rows), reconcile.py (the ta
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import typing as t
 from functools import cached_property
 
@@ -24,17 +25,17 @@ from singer_sdk.streams.rest import PageContext
 
 from tap_maesn_qonto import numbers, reconcile
 from tap_maesn_qonto.details import AutoVerdict, Details
-from tap_maesn_qonto.errors import AuthError, MaesnAPIError
+from tap_maesn_qonto.errors import AuthError
 from tap_maesn_qonto.fetch import Fetcher
 from tap_maesn_qonto.lineitems import ROWS_WAITING_AT_MOST, LineBuffer, LineItemsStream
-from tap_maesn_qonto.pages import PageRequest, RecordKeys
+from tap_maesn_qonto.pages import PageRequest, record_keys
 from tap_maesn_qonto.plan import Planner, ReadPlan, plan_read
 from tap_maesn_qonto.read import Outcome, PartitionRead, ReadReport
 from tap_maesn_qonto.retries import RetryPolicy
 from tap_maesn_qonto.schemas import SCHEMAS_DIR
 from tap_maesn_qonto.sdk_compat import PlainRecordMessages, carry_version, index_partition_lookups
 from tap_maesn_qonto.shaping import ShapeIssues, Shaper
-from tap_maesn_qonto.timestamps import filter_timestamp, normalize_timestamp, parse_timestamp
+from tap_maesn_qonto.timestamps import filter_timestamp, parse_timestamp
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
@@ -46,27 +47,12 @@ if t.TYPE_CHECKING:
     from tap_maesn_qonto.envelope import Page
     from tap_maesn_qonto.runtime import RunContext
 
-#: The partition state's note that its lists leave lines out (details.py), for later runs.
-LISTS_OMIT_LINES = "lists_omit_line_items"
 #: A STATE message every this many records ...
 RESUMABLE_STATE_EVERY = 1000
 #: ... or every this many per account, if more: a STATE holds every account's partition,
 #: so its size (and the SDK's deep copy of it) grows with accounts; this keeps STATE
 #: bytes per record flat (1 000 accounts: 3 STATE messages of ~2 MB, not 30).
 STATE_RECORDS_PER_ACCOUNT = 10
-
-
-def _timestamp_of(name: str) -> t.Callable[[dict], str | None]:
-    def read(record: dict) -> str | None:
-        value = record.get(name)
-        if not isinstance(value, str):
-            return None
-        try:
-            return normalize_timestamp(value)
-        except ValueError:
-            return None
-
-    return read
 
 
 class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
@@ -97,11 +83,7 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         self._table: reconcile.TableRun | None = None  # this sync of the stream's table
         self._lines: LineBuffer | None = None
         self._verdicts: dict[str, AutoVerdict] = {}  # target system -> what auto learnt
-        self.keys = RecordKeys(
-            identify=self.identify,
-            updated=_timestamp_of("updatedDate"),
-            created=_timestamp_of("createdDate"),
-        )
+        self.keys = record_keys(self.path, self.id_aliases)
 
     # --- what every request carries -----------------------------------------------------
 
@@ -297,34 +279,37 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         if mode == "never" or (mode == "auto" and not lines_wanted):
             return None
         system = self.run.accounts[label].target_system
-        if system not in self._verdicts:
-            # What an earlier run learnt: this target system's lists leave lines out.
+        if system not in self._verdicts:  # what earlier runs learnt of its lists
             states = self.table().states
-            omits = any(
-                states[other].get(LISTS_OMIT_LINES)
-                for other, account in self.run.accounts.items()
-                if account.target_system == system and other in states
-            )
-            self._verdicts[system] = AutoVerdict(list_omits=omits)
+            of_system = [s for lb, s in states.items() if self._system_of(lb) == system]
+            self._verdicts[system] = AutoVerdict.learnt(of_system)
         return Details(
             mode=mode,
-            fetch_one=lambda record: self.fetcher.detail(label, self.identify(record)),
+            fetch_one=lambda record: self.fetcher.detail(label, self.keys.identify(record)),
             max_concurrency=self.run.max_concurrency,
             thread_name=f"{self.name}-detail",
             verdict=self._verdicts[system],
         )
 
+    def _system_of(self, label: str) -> str | None:
+        account = self.run.accounts.get(label)
+        return account.target_system if account is not None else None
+
     def _end_read(self, read: PartitionRead) -> None:
         """Store the read's bookmark, and say how it ended."""
         self._store_bookmark(read)
-        if read.details is not None and read.details.verdict.list_omits:
-            self.get_context_state({"account_label": read.label})[LISTS_OMIT_LINES] = True
+        if read.details is not None:
+            read.details.verdict.note(self.get_context_state({"account_label": read.label}))
         self.run.progress.read_done()
         if read.outcome is Outcome.FAILED:
             self.logger.warning("%s: account %s failed: %s", self.name, read.label, read.reason)
             if isinstance(read.error, AuthError):  # its other streams would fail alike
                 self.run.fail_account(read.label, str(read.reason))
-        self._log_summary(read)
+        one_account = len(self.run.accounts) == 1  # many: the progress lines instead
+        level = logging.INFO if one_account else logging.DEBUG
+        self.logger.log(
+            level, "%s", read.summary(self.run.progress.retries_of(self.name, read.label))
+        )
 
     def _store_bookmark(self, read: PartitionRead) -> None:
         state = self.get_context_state({"account_label": read.label})
@@ -360,29 +345,17 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
 
     def _end_table(self, table: reconcile.TableRun) -> None:
         """After the last partition: retire what the reconcile proved gone, note versions."""
-        self._log_shape_issues()
+        for line in self._shape_issues.lines():
+            self.logger.warning("%s: %s", self.name, line)
         line_streams = [s for s in (self._lines.streams if self._lines else []) if s.selected]
-        parent_why = table.why_not_retire()
-        lines_why = parent_why or table.why_not_retire(lines=True)
-        if table.reconciling:
-            if parent_why is None:
-                self._activate(self, table.version)
-            if lines_why is None:
-                for stream in line_streams:
-                    self._activate(stream, table.version)
-            if parent_why or (line_streams and lines_why):
-                table.retired_nothing = (
-                    "no row was retired" if parent_why else "no line row was retired",
-                    str(parent_why or lines_why),
-                )
+        parent, lines = table.finish(with_lines=bool(line_streams))
+        for stream in [self] * parent + line_streams * lines:
+            self._activate(stream, table.version)
+        every_days = reconcile.interval_days(self.config)
         for label, read in table.reads.items():
             if read.outcome is not Outcome.SKIPPED:
                 state = self.get_context_state({"account_label": label})
-                table.record_done(
-                    state,
-                    activated=parent_why is None,
-                    every_days=reconcile.interval_days(self.config),
-                )
+                table.record_done(state, activated=parent, every_days=every_days)
 
     def _activate(self, stream: PlainRecordMessages, version: int) -> None:
         """Send ACTIVATE_VERSION for ``stream`` under every name its stream maps give it."""
@@ -427,53 +400,7 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
             self._write_lines()
         yield from ()
 
-    def _log_shape_issues(self) -> None:
-        issues = self._shape_issues
-        if issues.unknown_fields:
-            self.logger.warning(
-                "%s: fields not in the tap's schema were dropped: %s. A newer "
-                "tap-maesn-qonto may know them.",
-                self.name,
-                ", ".join(sorted(issues.unknown_fields)),
-            )
-        for path, count in sorted(issues.unreadable.items()):
-            self.logger.warning(
-                "%s: %d value(s) of %s could not be read as the schema's type and were "
-                "emitted as null.",
-                self.name,
-                count,
-                path,
-            )
-
-    def _log_summary(self, read: PartitionRead) -> None:
-        one_account = len(self.run.accounts) == 1
-        self.logger.log(
-            20 if one_account else 10,  # INFO for one account; many: the progress lines
-            "%s: sync summary: %d records emitted, %d pages, %d retries, %.2f s (%s)%s",
-            read.report.prefix,
-            read.report.records,
-            read.report.pages,
-            self.run.progress.retries_of(self.name, read.label),
-            read.seconds,
-            read.how,
-            "" if read.outcome is Outcome.COMPLETE else f"; {read.outcome.value}",
-        )
-
     # --- records ------------------------------------------------------------------------
-
-    def identify(self, record: dict) -> str:
-        """The record's id (or an alias), as a string."""
-        for name in ("id", *self.id_aliases):
-            value = record.get(name)
-            if value not in (None, ""):
-                return value if type(value) is str else numbers.text_of(value)
-        msg = (
-            f"GET {self.path} returned a record without an 'id'"
-            f"{' or ' + repr(self.id_aliases[0]) if self.id_aliases else ''}; it cannot be "
-            "deduplicated or merged, so the tap stops rather than load it. Report the "
-            "response to Maesn support."
-        )
-        raise MaesnAPIError(msg)
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         """Shape a record to the schema, with the fields every record carries."""

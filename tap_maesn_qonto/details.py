@@ -32,11 +32,13 @@ import typing as t
 from dataclasses import dataclass, field
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Mapping
 
 
 #: auto stops after this many details in a row that served no line items either.
 AUTO_GIVES_UP_AFTER = 5
+#: The partition state's note that its lists leave lines out, for later runs.
+LISTS_OMIT_LINES = "lists_omit_line_items"
 
 
 @dataclass
@@ -63,6 +65,16 @@ class AutoVerdict:
                 self.agreed_in_a_row = 0
             elif not self.list_omits:
                 self.agreed_in_a_row += 1
+
+    @classmethod
+    def learnt(cls, states: Iterable[Mapping[str, t.Any]]) -> AutoVerdict:
+        """What earlier runs noted in these partitions' states (of one target system)."""
+        return cls(list_omits=any(state.get(LISTS_OMIT_LINES) for state in states))
+
+    def note(self, state: dict[str, t.Any]) -> None:
+        """Keep in a partition's state what later runs must know."""
+        if self.list_omits:
+            state[LISTS_OMIT_LINES] = True
 
     def left_before_giving_up(self) -> int:
         with self._lock:

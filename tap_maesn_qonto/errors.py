@@ -124,7 +124,8 @@ class SyncInterruptedError(TapStopError):
 
     def __init__(self, signal_name: str, exit_code: ExitCode) -> None:
         super().__init__(
-            f"Stopped by {signal_name}. The last state emitted is safe to resume from: "
-            "the next run continues where this one stopped."
+            f"Stopped by {signal_name}. The last state emitted is safe to resume from: the "
+            "next run resumes each stream from its last bookmark (a whole-list read that "
+            "was cut short, as on a first run, starts over)."
         )
         self.exit_code = exit_code

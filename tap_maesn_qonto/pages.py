@@ -14,6 +14,10 @@ import enum
 import typing as t
 from dataclasses import dataclass, replace
 
+from tap_maesn_qonto import numbers
+from tap_maesn_qonto.errors import MaesnAPIError
+from tap_maesn_qonto.timestamps import normalize_timestamp
+
 if t.TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -74,3 +78,37 @@ class Report(t.Protocol):
 
     def warn(self, message: str) -> None:
         """Something a person should know; said once per read for the same message."""
+
+
+def timestamp_of(name: str) -> Callable[[dict], str | None]:
+    """A record's ``name`` in the tap's one UTC form (None: absent or unreadable)."""
+
+    def read(record: dict) -> str | None:
+        value = record.get(name)
+        if not isinstance(value, str):
+            return None
+        try:
+            return normalize_timestamp(value)
+        except ValueError:
+            return None
+
+    return read
+
+
+def record_keys(path: str, id_aliases: tuple[str, ...] = ()) -> RecordKeys:
+    """The keys of one endpoint's records: ``id`` (or an alias the API has used for it)."""
+
+    def identify(record: dict) -> str:
+        for name in ("id", *id_aliases):
+            value = record.get(name)
+            if value not in (None, ""):
+                return value if type(value) is str else numbers.text_of(value)
+        msg = (
+            f"GET {path} returned a record without an 'id'"
+            f"{' or ' + repr(id_aliases[0]) if id_aliases else ''}; it cannot be "
+            "deduplicated or merged, so the tap stops rather than load it. Report the "
+            "response to Maesn support."
+        )
+        raise MaesnAPIError(msg)
+
+    return RecordKeys(identify, timestamp_of("updatedDate"), timestamp_of("createdDate"))

@@ -289,6 +289,15 @@ class PartitionRead:
         self.outcome = Outcome.SKIPPED
         self.reason = reason
 
+    def summary(self, retries: int) -> str:
+        """The read in one line, for the log."""
+        ended = "" if self.outcome is Outcome.COMPLETE else f"; {self.outcome.value}"
+        return (
+            f"{self.report.prefix}: sync summary: {self.report.records} records emitted, "
+            f"{self.report.pages} pages, {retries} retries, {self.seconds:.2f} s "
+            f"({self.how}){ended}"
+        )
+
     @property
     def seconds(self) -> float:
         return time.monotonic() - self._started

@@ -143,6 +143,18 @@ class TableRun:
             return f"the lines of {unknown} record(s) are unknown (lineItems null, no detail)"
         return None
 
+    def finish(self, *, with_lines: bool) -> tuple[bool, bool]:
+        """After the table's last partition: whether to activate its version, and its line
+        streams'; what was left undone is kept in :attr:`retired_nothing`."""
+        if not self.reconciling:
+            return False, False
+        parent_why = self.why_not_retire()
+        lines_why = parent_why or self.why_not_retire(lines=True)
+        if parent_why or (with_lines and lines_why):
+            what = "no row was retired" if parent_why else "no line row was retired"
+            self.retired_nothing = (what, str(parent_why or lines_why))
+        return parent_why is None, lines_why is None
+
     def record_done(
         self, state: dict[str, t.Any], *, activated: bool, every_days: int | None
     ) -> None:

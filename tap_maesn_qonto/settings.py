@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import decimal
 import difflib
+import importlib.util
 import ipaddress
+import json
 import math
 import re
 import typing as t
@@ -290,6 +292,18 @@ def _check_nulls(config: t.Mapping[str, t.Any]) -> list[str]:
     ]
 
 
+def _check_faker(config: t.Mapping[str, t.Any]) -> str | None:
+    """A stream map that calls ``fake`` needs Faker, which only the [faker] extra installs."""
+    uses_fake = re.search(r"\bfake\.", json.dumps(config.get("stream_maps") or {}, default=str))
+    if uses_fake is None or importlib.util.find_spec("faker") is not None:
+        return None
+    return (
+        "stream_maps call fake (Faker), which is not installed: install the tap with its "
+        'faker extra (pip install "tap-maesn-qonto[faker]"; in meltano.yml, pip_url: '
+        "tap-maesn-qonto[faker])"
+    )
+
+
 def _check_batch(config: t.Mapping[str, t.Any]) -> str | None:
     if config.get("batch_config") is None:
         return None
@@ -310,6 +324,7 @@ def find_problems(config: t.Mapping[str, t.Any], known_settings: t.Iterable[str]
         ),
         _check_reconcile(config),
         _check_batch(config),
+        _check_faker(config),
     ):
         if problem:
             problems.append(problem)

@@ -60,6 +60,21 @@ class ShapeIssues:
     unknown_fields: set[str] = field(default_factory=set)
     unreadable: collections.Counter[str] = field(default_factory=collections.Counter)
 
+    def lines(self) -> list[str]:
+        """What was changed, one line per kind (after a stream's sync)."""
+        said = []
+        if self.unknown_fields:
+            said.append(
+                "fields not in the tap's schema were dropped: "
+                f"{', '.join(sorted(self.unknown_fields))}. A newer tap-maesn-qonto may know them."
+            )
+        said += [
+            f"{count} value(s) of {path} could not be read as the schema's type and were "
+            "emitted as null."
+            for path, count in sorted(self.unreadable.items())
+        ]
+        return said
+
     def note_unreadable(self, path: str) -> bool:
         """Count an unreadable value; return True the first time a path is seen."""
         self.unreadable[path] += 1

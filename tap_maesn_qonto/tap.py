@@ -32,6 +32,7 @@ from tap_maesn_qonto.settings import (
 )
 from tap_maesn_qonto.state import check_state
 from tap_maesn_qonto.streams import LINE_ITEM_STREAM_TYPES, STREAM_TYPES
+from tap_maesn_qonto.timestamps import parse_timestamp, utc_now
 
 if t.TYPE_CHECKING:
     from singer_sdk.streams import Stream
@@ -143,6 +144,7 @@ class TapMaesnQonto(SignalsOfTheRun, CheckedConfig, Tap):
         """
         self.run.install_signal_handlers()
         self.run.syncing = True
+        self._warn_if_start_date_ahead()
         streams = self._maesn_streams()
         try:
             # In the order the SDK syncs them: what is planned ahead runs in that order.
@@ -167,6 +169,15 @@ class TapMaesnQonto(SignalsOfTheRun, CheckedConfig, Tap):
             self._summary(streams, exc)
             raise
         self._summary(streams, None)
+
+    def _warn_if_start_date_ahead(self) -> None:
+        start_date = self.config.get("start_date")
+        if start_date and parse_timestamp(str(start_date)) > utc_now():
+            self.logger.warning(
+                "start_date %s is in the future: only records updated after it are read, so "
+                "a stream without a bookmark reads nothing until then.",
+                start_date,
+            )
 
     def _maesn_streams(self) -> list[MaesnStream]:
         return [

@@ -67,8 +67,8 @@ from pathlib import Path
 import pytest
 
 from tap_maesn_qonto.emulator import Emulator, many_accounts
-from tests.helpers import API_KEY, STREAM_RESOURCES
 from tests.support import warehouse as warehouse_module
+from tests.support.configs import API_KEY, STREAM_RESOURCES
 from tests.support.warehouse import BadOutput, Loaded, Row, Warehouse
 
 SOAK_ROUNDS = int(os.environ.get("SOAK_ROUNDS", "7"))

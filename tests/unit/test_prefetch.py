@@ -20,7 +20,9 @@ from tap_maesn_qonto.envelope import Page
 from tap_maesn_qonto.pager import pages_in_order
 from tap_maesn_qonto.pages import PageRequest
 from tap_maesn_qonto.prefetch import RequestsAhead, spare
-from tests.helpers import STREAM_RESOURCES, CollectingWriter, TapMaesnQonto, tap_config
+from tap_maesn_qonto.tap import TapMaesnQonto
+from tests.support.configs import STREAM_RESOURCES, tap_config
+from tests.support.tap import CollectingWriter
 
 
 def _recording(

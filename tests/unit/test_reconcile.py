@@ -12,7 +12,8 @@ import datetime as dt
 
 from tap_maesn_qonto import reconcile
 from tap_maesn_qonto.emulator import Emulator, many_accounts
-from tests.helpers import sync, tap_config
+from tests.support.configs import tap_config
+from tests.support.tap import sync
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 NOW_MS = int(NOW.timestamp() * 1000)

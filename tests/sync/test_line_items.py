@@ -23,7 +23,8 @@ from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.errors import InvalidConfigError
 from tap_maesn_qonto.tap import TapMaesnQonto
 from tap_maesn_qonto.timestamps import normalize_timestamp
-from tests.helpers import STREAM_RESOURCES, SyncResult, sync, tap_config
+from tests.support.configs import STREAM_RESOURCES, tap_config
+from tests.support.tap import SyncResult, sync
 
 LINE_STREAMS = {
     "invoices": ("invoice_line_items", "invoice_id"),

@@ -27,7 +27,7 @@ from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.errors import WrongApiUrlError
 from tap_maesn_qonto.retries import RetryPolicy, describe_failure, gave_up, network_cause
 from tap_maesn_qonto.runtime import RunContext
-from tests.helpers import run_cli
+from tests.support.tap import run_cli
 
 if t.TYPE_CHECKING:
     import socket

@@ -20,7 +20,7 @@ if t.TYPE_CHECKING:
     from collections.abc import Iterator
     from types import ModuleType
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SPEC_PATH = REPO_ROOT / "vendor" / "maesn-openapi.yaml"
 SCHEMAS_DIR = REPO_ROOT / "tap_maesn_qonto" / "schemas"
 

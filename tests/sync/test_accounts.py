@@ -17,7 +17,8 @@ import pytest
 from tap_maesn_qonto.accounts import shard_of
 from tap_maesn_qonto.emulator import Emulator, many_accounts
 from tap_maesn_qonto.timestamps import parse_timestamp
-from tests.helpers import API_KEY, STREAM_RESOURCES, parse_messages, run_cli, sync
+from tests.support.configs import API_KEY, STREAM_RESOURCES
+from tests.support.tap import parse_messages, run_cli, sync
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator

@@ -31,11 +31,9 @@ from tap_maesn_qonto.pager import most_lent
 from tap_maesn_qonto.pages import PageRequest, RecordKeys
 from tap_maesn_qonto.tap import TapMaesnQonto
 from tap_maesn_qonto.timestamps import normalize_timestamp
-from tests.fake_servers import header_recorder, static_server
-from tests.helpers import (
-    ACCOUNT_KEY,
-    API_KEY,
-    STREAM_RESOURCES,
+from tests.support.configs import ACCOUNT_KEY, API_KEY, STREAM_RESOURCES, tap_config
+from tests.support.servers import header_recorder, static_server
+from tests.support.tap import (
     CollectingWriter,
     SyncResult,
     bookmark,
@@ -43,7 +41,6 @@ from tests.helpers import (
     run_cli,
     state_at,
     sync,
-    tap_config,
 )
 
 KEYS = (API_KEY, ACCOUNT_KEY)

@@ -21,15 +21,8 @@ from tap_maesn_qonto.timestamps import (
     normalize_timestamp,
     parse_timestamp,
 )
-from tests.helpers import (
-    SANDBOX_ACCOUNT_KEY,
-    STREAM_RESOURCES,
-    SyncResult,
-    bookmark,
-    state_at,
-    sync,
-    tap_config,
-)
+from tests.support.configs import SANDBOX_ACCOUNT_KEY, STREAM_RESOURCES, tap_config
+from tests.support.tap import SyncResult, bookmark, state_at, sync
 
 UTC_FORM = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 

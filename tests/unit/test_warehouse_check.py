@@ -25,7 +25,7 @@ import pytest
 
 from tap_maesn_qonto.emulator import Emulator
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _script(name: str) -> ModuleType:

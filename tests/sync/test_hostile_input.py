@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tap_maesn_qonto.timestamps import format_timestamp, normalize_timestamp
-from tests.helpers import run_cli, sync
+from tests.support.tap import run_cli, sync
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "tap_maesn_qonto" / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "tap_maesn_qonto" / "schemas"
 BILLS_SCHEMA = json.loads((SCHEMA_DIR / "bills.json").read_text())
 TAP_FIELDS = {"target_system", "account_label"}
 HYPOTHESIS = settings(

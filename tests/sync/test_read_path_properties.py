@@ -77,14 +77,8 @@ from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.errors import IncompleteSyncError
 from tap_maesn_qonto.tap import TapMaesnQonto
 from tap_maesn_qonto.timestamps import format_timestamp, normalize_timestamp
-from tests.helpers import (
-    STREAM_RESOURCES,
-    CollectingWriter,
-    SyncResult,
-    catalog_selecting,
-    state_at,
-    tap_config,
-)
+from tests.support.configs import STREAM_RESOURCES, tap_config
+from tests.support.tap import CollectingWriter, SyncResult, catalog_selecting, state_at
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator

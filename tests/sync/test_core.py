@@ -11,7 +11,7 @@ from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
 from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.tap import TapMaesnQonto
-from tests.helpers import tap_config
+from tests.support.configs import tap_config
 
 EMULATOR = Emulator(counts={"invoices": 120, "bills": 90, "bookingProposals": 60})
 EMULATOR.start()

@@ -14,7 +14,8 @@ from tap_maesn_qonto import throttle as throttle_module
 from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.retries import retry_after_seconds
 from tap_maesn_qonto.throttle import AdaptiveLimit, RequestThrottle
-from tests.helpers import STREAM_RESOURCES, sync, tap_config
+from tests.support.configs import STREAM_RESOURCES, tap_config
+from tests.support.tap import sync
 
 
 class FakeClock:

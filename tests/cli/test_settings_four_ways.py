@@ -36,7 +36,9 @@ import yaml
 from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.settings import coerce_value
 from tap_maesn_qonto.tap import TapMaesnQonto
-from tests.helpers import API_KEY, REPO_ROOT, load_script, tap_config
+from tests.helpers import load_script
+from tests.support.configs import API_KEY, tap_config
+from tests.support.tap import REPO_ROOT
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator

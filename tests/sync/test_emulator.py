@@ -32,7 +32,7 @@ from tap_maesn_qonto.emulator import (
 
 AUTH = {"X-API-KEY": DEFAULT_API_KEY, "X-ACCOUNT-KEY": QONTO_ACCOUNT_KEY}
 SMALL = {"invoices": 23, "bills": 20, "bookingProposals": 7}
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SEEDED_DATA_CAP = datetime(2026, 11, 1, tzinfo=UTC)  # no seeded timestamp is later
 UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 

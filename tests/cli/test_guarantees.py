@@ -40,13 +40,8 @@ from pathlib import Path
 import pytest
 
 from tap_maesn_qonto.emulator import Emulator, many_accounts
-from tests.helpers import (
-    STREAM_RESOURCES,
-    SyncResult,
-    parse_messages,
-    run_cli,
-    tap_config,
-)
+from tests.support.configs import STREAM_RESOURCES, tap_config
+from tests.support.tap import SyncResult, parse_messages, run_cli
 
 # --------------------------------------------------------------------------- scenario builders
 

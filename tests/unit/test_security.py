@@ -9,7 +9,7 @@ import pytest
 from tap_maesn_qonto.client import MaesnStream
 from tap_maesn_qonto.tap import TapMaesnQonto
 
-PACKAGE = Path(__file__).resolve().parent.parent / "tap_maesn_qonto"
+PACKAGE = Path(__file__).resolve().parents[2] / "tap_maesn_qonto"
 
 
 def test_tls_certificates_are_always_verified() -> None:

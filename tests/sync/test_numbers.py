@@ -17,8 +17,8 @@ from singer_sdk.singerlib.encoding.simple import SimpleSingerWriter
 from tap_maesn_qonto import numbers
 from tap_maesn_qonto.envelope import parse_page
 from tap_maesn_qonto.tap import TapMaesnQonto
-from tests.fake_servers import bills_as_text
-from tests.helpers import run_cli, sync
+from tests.support.servers import bills_as_text
+from tests.support.tap import run_cli, sync
 
 if t.TYPE_CHECKING:
     from pathlib import Path

@@ -37,7 +37,7 @@ from referencing.jsonschema import DRAFT7
 
 from tap_maesn_qonto.accounts import ACCOUNT_FORMS
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 MELTANO_YML = REPO_ROOT / "meltano.yml"
 PYPROJECT = REPO_ROOT / "pyproject.toml"
 HUB_DEFINITION = (

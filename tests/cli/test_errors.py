@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from tap_maesn_qonto.emulator import Emulator
-from tests.helpers import STREAM_RESOURCES, parse_messages, run_cli, state_at, tap_config
+from tests.support.configs import STREAM_RESOURCES, tap_config
+from tests.support.tap import parse_messages, run_cli, state_at
 
 TENANT_SECRET = "tenant-key-7c1d0e5a9f3b4d2e8a6c"
 ACCOUNT_SECRET = "account-key-2b9e4f6a1c8d3e7f5a0b"

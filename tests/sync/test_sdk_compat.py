@@ -41,7 +41,8 @@ from tap_maesn_qonto.output import BufferedSingerWriter
 from tap_maesn_qonto.sdk_compat import PlainRecordMessages
 from tap_maesn_qonto.tap import TapMaesnQonto
 from tap_maesn_qonto.timestamps import normalize_timestamp
-from tests.helpers import SyncResult, sync, tap_config
+from tests.support.configs import tap_config
+from tests.support.tap import SyncResult, sync
 
 if t.TYPE_CHECKING:
     from pathlib import Path

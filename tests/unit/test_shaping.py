@@ -24,7 +24,7 @@ from tap_maesn_qonto.envelope import _DECODER
 from tap_maesn_qonto.shaping import ShapeIssues, Shaper
 from tap_maesn_qonto.timestamps import normalize_timestamp
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "tap_maesn_qonto" / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "tap_maesn_qonto" / "schemas"
 SCHEMAS = {path.stem: json.loads(path.read_text()) for path in sorted(SCHEMA_DIR.glob("*.json"))}
 ENCODER = msgspec.json.Encoder(decimal_format="number")
 DECIMALS = msgspec.json.Decoder(float_hook=decimal.Decimal)

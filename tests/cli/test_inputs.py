@@ -25,16 +25,8 @@ from tap_maesn_qonto.settings import CONFIG_SCHEMA
 from tap_maesn_qonto.state import check_state
 from tap_maesn_qonto.tap import TapMaesnQonto
 from tap_maesn_qonto.timestamps import format_timestamp, normalize_timestamp, parse_timestamp
-from tests.helpers import (
-    ACCOUNT_KEY,
-    API_KEY,
-    STREAM_RESOURCES,
-    bookmark,
-    parse_messages,
-    state_at,
-    sync,
-    tap_config,
-)
+from tests.support.configs import ACCOUNT_KEY, API_KEY, STREAM_RESOURCES, tap_config
+from tests.support.tap import bookmark, parse_messages, state_at, sync
 
 COUNT = 12
 COUNTS = dict.fromkeys(STREAM_RESOURCES.values(), COUNT)

@@ -23,16 +23,10 @@ import pytest
 
 from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.settings import DEFAULT_MAX_CONCURRENCY
-from tests.fake_servers import QuietHandler, send_json, serving
-from tests.helpers import (
-    ACCOUNT_KEY,
-    API_KEY,
-    SANDBOX_ACCOUNT_KEY,
-    load_script,
-    parse_messages,
-    run_cli,
-    tap_config,
-)
+from tests.helpers import load_script
+from tests.support.configs import ACCOUNT_KEY, API_KEY, SANDBOX_ACCOUNT_KEY, tap_config
+from tests.support.servers import QuietHandler, send_json, serving
+from tests.support.tap import parse_messages, run_cli
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator

@@ -7,9 +7,7 @@ emulator, and checks the exit code, the single error line and that no key leaks.
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -18,20 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from tap_maesn_qonto import cli
 from tap_maesn_qonto.emulator import Emulator
-from tap_maesn_qonto.errors import InvalidConfigError
-from tap_maesn_qonto.settings import CONFIG_SCHEMA
-from tap_maesn_qonto.state import check_state
-from tap_maesn_qonto.tap import TapMaesnQonto
-from tap_maesn_qonto.timestamps import format_timestamp, normalize_timestamp, parse_timestamp
+from tap_maesn_qonto.timestamps import format_timestamp, parse_timestamp
 from tests.support.configs import ACCOUNT_KEY, API_KEY, STREAM_RESOURCES, tap_config
-from tests.support.tap import bookmark, parse_messages, state_at, sync
+from tests.support.tap import parse_messages, state_at
 
 COUNT = 12
 COUNTS = dict.fromkeys(STREAM_RESOURCES.values(), COUNT)
 STREAMS = set(STREAM_RESOURCES)
-LOGGER = logging.getLogger("tests.test_inputs")
 
 
 # --- running the CLI ---------------------------------------------------------------
@@ -329,224 +321,12 @@ def test_a_key_that_is_too_short_is_named_without_its_value(tmp_path: Path) -> N
     _assert_one_error(result, "'api_key' is empty", "7 is not one of [5, 10, 20, 50, 100]")
 
 
-class _TapWithAnotherSecret(TapMaesnQonto):
-    """The tap with one more setting marked secret, as a future setting would be."""
-
-    config_jsonschema: t.ClassVar[dict] = {
-        **CONFIG_SCHEMA,
-        "properties": {
-            **CONFIG_SCHEMA["properties"],
-            "proxy_password": {"type": ["string", "null"], "minLength": 12, "secret": True},
-        },
-    }
-
-
-@pytest.mark.parametrize("value", ["pw-short", 424242424242])
-def test_any_setting_marked_secret_is_named_without_its_value(value: object) -> None:
-    config = {"api_key": API_KEY, "account_key": ACCOUNT_KEY, "proxy_password": value}
-    with pytest.raises(InvalidConfigError) as info:
-        _TapWithAnotherSecret(config=config)
-    message = str(info.value)
-    assert "'proxy_password'" in message
-    assert str(value) not in message
-
-
-# --- 4. valid timestamps that datetime cannot hold -----------------------------------
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("2016-12-31T23:59:60Z", "2017-01-01T00:00:00.000000Z"),
-        ("2016-12-31T23:59:60.250Z", "2017-01-01T00:00:00.250000Z"),
-        ("2015-06-30T23:59:60+00:00", "2015-07-01T00:00:00.000000Z"),
-        ("2017-01-01T05:29:60+05:30", "2017-01-01T00:00:00.000000Z"),
-        ("20161231T235960Z", "2017-01-01T00:00:00.000000Z"),
-        ("2026-02-28T24:00:00Z", "2026-03-01T00:00:00.000000Z"),
-        ("2026-12-31T24:00:00.000+02:00", "2026-12-31T22:00:00.000000Z"),
-        ("2026-01-01T24:00Z", "2026-01-02T00:00:00.000000Z"),
-        ("0001-01-01T00:00:00+01:00", "0001-01-01T00:00:00.000000Z"),
-        ("0001-01-01T00:59:59.999+01:00", "0001-01-01T00:00:00.000000Z"),
-        ("0001-01-01T24:00:00+01:00", "0001-01-01T23:00:00.000000Z"),
-        ("9999-12-31T23:59:59-01:00", "9999-12-31T23:59:59.999999Z"),
-        ("9999-12-31T23:59:60Z", "9999-12-31T23:59:59.999999Z"),
-        ("9999-12-31T24:00:00Z", "9999-12-31T23:59:59.999999Z"),
-        ("9999-12-31T24:00:00+01:00", "9999-12-31T23:00:00.000000Z"),
-        # Unchanged: the ordinary forms.
-        ("2026-05-01T10:00:00+02:00", "2026-05-01T08:00:00.000000Z"),
-        ("2026-05-01", "2026-05-01T00:00:00.000000Z"),
-    ],
-)
-def test_valid_timestamps_at_the_edges_are_normalized_not_lost(value: str, expected: str) -> None:
-    assert normalize_timestamp(value) == expected
-    moment = parse_timestamp(value)
-    assert moment.tzinfo == dt.UTC
-    assert format_timestamp(moment) == expected
-
-
-@pytest.mark.parametrize(
-    "value",
-    [
-        "2026-01-01T24:00:01Z",
-        "2026-01-01T24:00:00.5Z",
-        "2026-01-01T23:59:61Z",
-        "2026-01-01T23:60Z",
-        "2026-13-01T00:00:00Z",
-        "0000-01-01T00:00:00Z",
-        "not a date",
-        "",
-        "2026-01-01T23:59:60+25:00",
-    ],
-)
-def test_invalid_timestamps_are_still_refused(value: str) -> None:
-    with pytest.raises(ValueError):  # noqa: PT011 - the only contract is ValueError
-        normalize_timestamp(value)
-
-
-def test_a_leap_second_bookmark_is_resumed_from_the_next_second() -> None:
-    leap = {
-        "bookmarks": {
-            stream: {"partitions": [_partitioned("default", "2025-06-30T23:59:60Z")]}
-            for stream in STREAM_RESOURCES
-        }
-    }
-    with Emulator(counts=COUNTS) as emulator:
-        resumed = sync(tap_config(emulator, lookback_window=0), state=leap)
-    for stream in STREAM_RESOURCES:
-        records = resumed.records(stream)
-        assert len(records) < COUNT, "the leap-second bookmark was not used"
-        assert all(
-            r["updatedDate"] >= "2025-07-01T00:00:00.000000Z" for r in records if r["updatedDate"]
-        )
-
-
-def test_a_start_date_before_year_1_in_utc_reads_everything() -> None:
-    with Emulator(counts=COUNTS) as emulator:
-        result = sync(tap_config(emulator, start_date="0001-01-01T00:00:00+01:00"))
-    for stream in STREAM_RESOURCES:
-        assert len(result.records(stream)) == COUNT
-
-
-# --- 5. state in another shape --------------------------------------------------------
-
-
-def _plain_state(value: str, streams: t.Iterable[str] = STREAM_RESOURCES) -> dict[str, t.Any]:
-    return {
-        "bookmarks": {
-            stream: {"replication_key": "updatedDate", "replication_key_value": value}
-            for stream in streams
-        }
-    }
-
-
 def _partitioned(label: str, value: str) -> dict[str, t.Any]:
     return {
         "context": {"account_label": label},
         "replication_key": "updatedDate",
         "replication_key_value": value,
     }
-
-
-def _middle(emulator: Emulator) -> str:
-    """A bookmark with records on both sides of it in every stream."""
-    moments = sorted(m for r in STREAM_RESOURCES.values() for m in _sorted_moments(emulator, r))
-    return format_timestamp(moments[len(moments) // 2].replace(microsecond=0))
-
-
-def _messages(caplog: pytest.LogCaptureFixture, level: int, phrase: str) -> list[str]:
-    return [
-        r.getMessage() for r in caplog.records if r.levelno == level and phrase in r.getMessage()
-    ]
-
-
-@pytest.mark.parametrize("label", [None, "acme"])
-def test_a_plain_stream_bookmark_is_moved_into_the_account_partition(
-    caplog: pytest.LogCaptureFixture, label: str | None
-) -> None:
-    caplog.set_level(logging.INFO)
-    overrides: dict[str, t.Any] = {"lookback_window": 0}
-    if label is not None:
-        overrides["account_label"] = label
-    with Emulator(counts=COUNTS) as emulator:
-        mark = _middle(emulator)
-        result = sync(tap_config(emulator, **overrides), state=_plain_state(mark))
-    moved = _messages(caplog, logging.INFO, "directly under the stream")
-    assert len(moved) == 1, caplog.text
-    assert repr(label or "default") in moved[0]
-    total = 0
-    for stream in STREAM_RESOURCES:
-        records = result.records(stream)
-        total += len(records)
-        assert all(r["updatedDate"] >= mark for r in records if r["updatedDate"]), stream
-        stream_state = result.final_state["bookmarks"][stream]
-        assert "replication_key_value" not in stream_state, "the plain bookmark stayed"
-        assert bookmark(result.final_state, stream)["context"] == {
-            "account_label": label or "default"
-        }
-    assert total < COUNT * len(STREAM_RESOURCES), "the plain bookmark was ignored"
-
-
-def test_a_partition_bookmark_wins_over_a_plain_one(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO)
-    with Emulator(counts=COUNTS) as emulator:
-        mark = _middle(emulator)
-        state = _plain_state("2020-01-01T00:00:00Z")
-        for stream_state in state["bookmarks"].values():
-            stream_state["partitions"] = [_partitioned("default", mark)]
-        result = sync(tap_config(emulator, lookback_window=0), state=state)
-    assert not _messages(caplog, logging.INFO, "directly under the stream")
-    for stream in STREAM_RESOURCES:
-        assert all(r["updatedDate"] >= mark for r in result.records(stream) if r["updatedDate"])
-
-
-def test_bookmarks_only_under_another_account_label_are_named_in_one_warning(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.INFO)
-    with Emulator(counts=COUNTS) as emulator:
-        mark = _middle(emulator)
-        state = {
-            "bookmarks": {
-                stream: {"partitions": [_partitioned("old-name", mark)]}
-                for stream in STREAM_RESOURCES
-            }
-        }
-        result = sync(tap_config(emulator, account_label="new-name"), state=state)
-    warnings = _messages(caplog, logging.WARNING, "'old-name'")
-    assert len(warnings) == 1, caplog.text
-    assert "'new-name'" in warnings[0]
-    assert "start_date" in warnings[0]
-    assert all(stream in warnings[0] for stream in STREAM_RESOURCES)
-    for stream in STREAM_RESOURCES:  # read from start_date, as the warning says
-        assert len(result.records(stream)) == COUNT
-
-
-def test_check_state_takes_several_account_labels(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO)
-    state = _plain_state("2025-01-01T00:00:00Z", ["invoices"])
-    state["bookmarks"]["bills"] = {
-        "partitions": [
-            _partitioned("a", "2025-02-01T00:00:00Z"),
-            _partitioned("old", "2025-03-01T00:00:00Z"),
-        ]
-    }
-    checked = check_state(state, STREAMS, LOGGER, account_labels=["a", "b"])
-    # Several labels: the plain bookmark cannot be given to one of them, and stays.
-    assert checked["bookmarks"]["invoices"] == {
-        "replication_key": "updatedDate",
-        "replication_key_value": "2025-01-01T00:00:00.000000Z",
-    }
-    assert len(_messages(caplog, logging.WARNING, "several account labels")) == 1
-    renamed = _messages(caplog, logging.WARNING, "'old'")
-    assert len(renamed) == 1
-    assert "'b'" in renamed[0]
-    assert "'a'" not in renamed[0]  # 'a' has its own bookmark
-    assert not _messages(caplog, logging.INFO, "directly under the stream")
-    # One label, given as a plain string, migrates.
-    one = check_state(state, STREAMS, LOGGER, account_labels="a")
-    assert one["bookmarks"]["invoices"]["partitions"] == [
-        _partitioned("a", "2025-01-01T00:00:00.000000Z")
-    ]
 
 
 @pytest.mark.parametrize(
@@ -565,16 +345,3 @@ def test_malformed_partitions_are_named_in_one_line(tmp_path: Path, partitions: 
         )
         result = _run(_tap("--config", config, "--state", state), tmp_path)
     _assert_one_error(result, "stream 'invoices'", "meltano state clear")
-
-
-def test_the_command_line_collects_garbage_again_once_the_tap_is_imported(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # cli.py turns the collector off for the SDK's import only: a run without it would
-    # keep every reference cycle its records make.
-    monkeypatch.setattr(sys, "argv", ["tap-maesn-qonto", "--about"])
-    try:
-        assert cli.run() == 0
-        assert gc.isenabled()
-    finally:
-        gc.enable()

@@ -23,7 +23,6 @@ import pytest
 
 from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.settings import DEFAULT_MAX_CONCURRENCY
-from tests.helpers import load_script
 from tests.support.configs import ACCOUNT_KEY, API_KEY, SANDBOX_ACCOUNT_KEY, tap_config
 from tests.support.servers import QuietHandler, send_json, serving
 from tests.support.tap import parse_messages, run_cli
@@ -266,21 +265,6 @@ def test_sandbox_true_labels_the_rows_whatever_the_key_is(
     assert len(records) == COUNTS["invoices"]
     assert {record["target_system"] for record in records} == {"qonto-sandbox"}
     assert set(emulator.truth("invoices", account="qonto")) == {r["id"] for r in records}
-
-
-# --------------------------------------------------------------------------- README
-
-
-def test_the_readme_check_finds_the_meltano_commands_it_runs() -> None:
-    own_project, repository = load_script("meltano_readme_check").readme_blocks()
-    assert "meltano config test tap-maesn-qonto" in own_project
-    assert any(
-        line.startswith("meltano config set tap-maesn-qonto api_key") for line in own_project
-    )
-    assert "meltano --environment=emulator config test tap-maesn-qonto" in repository
-    assert "meltano run tap-maesn-qonto target-jsonl" in repository
-    assert repository[0].startswith("python3 -m tap_maesn_qonto.emulator")
-    assert repository[-1] == "kill %1"
 
 
 def test_under_structured_logging_on_one_pipe_the_error_ends_as_a_plain_sentence(

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -24,10 +25,12 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from singer_sdk.contrib.msgspec import MsgSpecWriter, decoder
 
+from tap_maesn_qonto import retries
 from tap_maesn_qonto.tap import TapMaesnQonto
 from tests.support.configs import STREAM_RESOURCES
 
@@ -41,9 +44,20 @@ ERROR_LINE = re.compile(r"\| (ERROR|CRITICAL) +\|")
 WARNING_LINE = re.compile(r"\| WARNING +\|")
 #: The SDK's own notice that a stream's sync failed; it names no cause, so it is not counted.
 SDK_NOTICE = "An unhandled error occurred while syncing"
+#: A backoff step of milliseconds instead of half a second (``fast_retries``).
+FAST_RETRY_BASE_SECONDS = 0.01
 
 
 # --------------------------------------------------------------------------- in process
+
+
+def fast_retries() -> contextlib.AbstractContextManager[t.Any]:
+    """Backoff steps of milliseconds instead of half a second: the same retries, quicker.
+
+    For runs in this process whose retries are the scenario, not what is measured. A
+    Retry-After the server names is still waited for.
+    """
+    return mock.patch.object(retries, "RETRY_BASE_SECONDS", FAST_RETRY_BASE_SECONDS)
 
 
 class CollectingWriter(MsgSpecWriter):

@@ -6,16 +6,12 @@ import email.utils
 import http.client
 import json
 import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -32,7 +28,6 @@ from tap_maesn_qonto.emulator import (
 
 AUTH = {"X-API-KEY": DEFAULT_API_KEY, "X-ACCOUNT-KEY": QONTO_ACCOUNT_KEY}
 SMALL = {"invoices": 23, "bills": 20, "bookingProposals": 7}
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SEEDED_DATA_CAP = datetime(2026, 11, 1, tzinfo=UTC)  # no seeded timestamp is later
 UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
@@ -1111,36 +1106,6 @@ def test_admin_rejects_bad_input(emu: Emulator) -> None:
     assert "nope" in bad.json()["error"]
     assert call(emu, "/_emulator/truth/customers", headers={}).status == 400
     assert call(emu, "/_emulator/reset", method="POST", headers={}).status == 404
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
-    url_file = tmp_path / "url"
-    command = [
-        sys.executable, "-m", "tap_maesn_qonto.emulator", "--port", "0",
-        "--url-file", str(url_file), "--invoices", "12", "--bills", "0", "--booking-proposals", "3",
-    ]  # fmt: skip
-    process = subprocess.Popen(
-        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while not url_file.exists():
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the emulator never wrote its URL"
-            time.sleep(0.05)
-        url = url_file.read_text().strip()
-        assert call(url, "/health", headers={}).body == b"Service is healthy"
-        invoices = call(url, "/accounting/invoices").json()
-        assert invoices["meta"]["pagination"]["total"] == 12
-    finally:
-        process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=10)
-    assert process.returncode == 0, stderr
-    assert "Traceback" not in stderr
-    assert stdout.startswith(f"Maesn emulator listening on {url} (api key emulator-api-key;")
 
 
 # --------------------------------------------------------------------------- misbehaviours of

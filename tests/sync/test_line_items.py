@@ -8,19 +8,13 @@ PostgreSQL (soft and hard deletes): scripts/deletions_e2e.py, run by .ci/run.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import signal
-import subprocess
-import sys
 import typing as t
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from tap_maesn_qonto.details import AUTO_GIVES_UP_AFTER
 from tap_maesn_qonto.emulator import Emulator
-from tap_maesn_qonto.errors import InvalidConfigError
 from tap_maesn_qonto.tap import TapMaesnQonto
 from tap_maesn_qonto.timestamps import normalize_timestamp
 from tests.support.configs import STREAM_RESOURCES, tap_config
@@ -223,54 +217,6 @@ def test_a_reconcile_that_an_account_fails_retires_nothing() -> None:
         del config["account_key"]
         result = sync(config, expect=Exception)
     assert not _activations(result)
-
-
-def test_a_reconcile_interval_with_shards_is_refused_in_one_line() -> None:
-    config = {
-        "api_key": "k",
-        "account_key": "a",
-        "shard_count": 2,
-        "shard_index": 0,
-        "reconcile_interval_days": 7,
-    }
-    with pytest.raises(InvalidConfigError, match="reconcile_interval_days is 7 with shard_count"):
-        TapMaesnQonto(config=config)
-
-
-@pytest.mark.parametrize("kill", [signal.SIGKILL, signal.SIGTERM])
-def test_a_run_killed_mid_read_resumes_without_losing_a_line(
-    tmp_path: Path, kill: signal.Signals
-) -> None:
-    # 3 000 invoices read one page at a time; the tap is killed after 1 500 invoices and
-    # resumed from the last STATE it wrote: between the two runs every line arrives.
-    with Emulator(counts={"invoices": 3000, "bills": 0, "bookingProposals": 0}) as emulator:
-        config = tap_config(emulator, max_concurrency=1, page_size=50)
-        (tmp_path / "config.json").write_text(json.dumps(config))
-        argv = [sys.executable, "-m", "tap_maesn_qonto", "--config", str(tmp_path / "config.json")]
-        first: list[dict] = []
-        parents = 0
-        with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as tap:
-            assert tap.stdout is not None
-            for line in tap.stdout:
-                message = json.loads(line)
-                first.append(message)
-                parents += message["type"] == "RECORD" and message["stream"] == "invoices"
-                if parents == 1500:
-                    tap.send_signal(kill)
-                    break
-            rest = tap.stdout.read().splitlines()
-        if kill == signal.SIGKILL and rest:
-            try:
-                json.loads(rest[-1])
-            except json.JSONDecodeError:
-                rest.pop()  # killed in the middle of a write: only SIGTERM lets the tap finish
-        first.extend(json.loads(line) for line in rest)
-        assert tap.returncode != 0, "the tap was not stopped"
-        states = [m["value"] for m in first if m["type"] == "STATE"]
-        second = sync(config, state=states[-1] if states else None)
-        expected = _expected_lines(emulator, "invoices")
-    got = _lines(SyncResult(first), "invoices") + _lines(second, "invoices")
-    assert set(got) == set(expected), "lines lost across the interruption"
 
 
 def test_between_reconciles_the_newest_parent_updated_date_tells_the_current_lines() -> None:

@@ -43,7 +43,7 @@ How each stream was read is taken from the tap's own summary line ("incremental 
 or "whole list"): a window start may legitimately become a whole-list read (records
 without updatedDate filling a page, a group sharing one second filling a page, or a
 backfill the tap finds quicker to read whole). Retries wait milliseconds, not half
-seconds (``retries.RETRY_BASE_SECONDS`` is patched; 429s carry ``Retry-After: 0``).
+seconds (``tests.support.tap.fast_retries``; 429s carry ``Retry-After: 0``).
 
 Three tap bugs this test found, each fixed and pinned by a regression test at the end
 of this file: a creation hiding a deletion from a whole-list pass (the createdDate
@@ -58,15 +58,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import logging
 import math
-import os
 import re
 import time
 import typing as t
 from collections import Counter
 from dataclasses import dataclass, field
-from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -75,10 +72,9 @@ from hypothesis import strategies as st
 from tap_maesn_qonto import retries
 from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.errors import IncompleteSyncError
-from tap_maesn_qonto.tap import TapMaesnQonto
 from tap_maesn_qonto.timestamps import format_timestamp, normalize_timestamp
 from tests.support.configs import STREAM_RESOURCES, tap_config
-from tests.support.tap import CollectingWriter, SyncResult, catalog_selecting, state_at
+from tests.support.tap import SyncResult, catalog_selecting, fast_retries, state_at, sync
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -95,8 +91,6 @@ DATA_FIRST = dt.datetime(2024, 1, 1)  # the emulator's seeded range (naive, for 
 DATA_LAST = dt.datetime(2026, 11, 1)
 ANY_PAGE_FAULTS = ("429", "500", "reset", "truncated")
 LATER_PAGE_FAULTS = ("404", "422")  # fatal on a stream's first request; transient after
-FAST_RETRY_BASE_SECONDS = 0.01
-TAP_LOGGER = "tap-maesn-qonto"
 _WHOLE_LIST_HELD = "the bookmark stays where it was"
 _INCOMPLETE = re.compile(r"Records may be missing from ([a-z_, ]+): ")
 _SUMMARY = re.compile(r"^(\w+): sync summary: .*\((incremental from|whole list)")
@@ -280,42 +274,22 @@ class Run:
         return any(count > 1 for count in pages.values())
 
 
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 def run_tap(config: dict[str, t.Any], state: dict | None, catalog: dict | None = None) -> Run:
-    """As ``tests.helpers.sync``, but an IncompleteSyncError is kept (it names streams).
+    """``sync``, an IncompleteSyncError kept (it names streams), the tap's INFO lines too.
 
-    Any other exception propagates and fails the test. The tap's INFO lines are
-    collected (its logger is set to INFO for the run) for the summary lines.
+    Any other exception propagates and fails the test.
     """
-    writer = CollectingWriter()
-    collect = _Collect()
-    logger = logging.getLogger(TAP_LOGGER)
-    level = logger.level
-    logger.addHandler(collect)
-    logger.setLevel(logging.INFO)
-    incomplete: set[str] = set()
     started = time.monotonic()
-    try:
-        TapMaesnQonto(config=config, state=state, catalog=catalog, message_writer=writer).sync_all()
-    except IncompleteSyncError as exc:
-        names = _INCOMPLETE.match(str(exc))
-        if names is None:
-            pytest.fail(f"IncompleteSyncError names no streams: {exc}")
-        incomplete = {name.strip() for name in names.group(1).split(",")}
-    finally:
-        logger.setLevel(level)
-        logger.removeHandler(collect)
+    result = sync(config, state, catalog, allow=IncompleteSyncError, log=True)
     seconds = time.monotonic() - started
-    logged = {s: [m for m in collect.lines if m.startswith(f"{s}: ")] for s in STREAM_RESOURCES}
-    return Run(SyncResult(writer.messages), incomplete, logged, seconds)
+    incomplete: set[str] = set()
+    if result.error is not None:
+        names = _INCOMPLETE.match(str(result.error))
+        if names is None:
+            pytest.fail(f"IncompleteSyncError names no streams: {result.error}")
+        incomplete = {name.strip() for name in names.group(1).split(",")}
+    logged = {s: [m for m in result.log if m.startswith(f"{s}: ")] for s in STREAM_RESOURCES}
+    return Run(result, incomplete, logged, seconds)
 
 
 def recorded_run(
@@ -326,11 +300,6 @@ def recorded_run(
     run = run_tap(config, state, catalog)
     run.queries = emulator.list_queries[first:]
     return run
-
-
-def fast_retries() -> contextlib.AbstractContextManager[t.Any]:
-    """Backoff steps of milliseconds instead of half a second: the same retries, quicker."""
-    return mock.patch.object(retries, "RETRY_BASE_SECONDS", FAST_RETRY_BASE_SECONDS)
 
 
 def _utc(value: str | None) -> str | None:
@@ -426,15 +395,15 @@ def observe(scenario: Scenario) -> Observed:
 # --------------------------------------------------------------------------- the property
 
 
-# The suite runs the same 100 scenarios every time. READ_PATH_EXAMPLES=N runs N fresh random
-# ones instead: 1 500 found a loss the fixed 100 never met (fullread.py, the closing probe).
-RANDOM_EXAMPLES = int(os.environ.get("READ_PATH_EXAMPLES", "0"))
+# The default tier runs the same QUICK_EXAMPLES scenarios every time; the e2e tier runs 100
+# more (tests/e2e/test_read_path_properties.py), or READ_PATH_EXAMPLES fresh random ones.
+QUICK_EXAMPLES = 12
 
 
 @settings(
-    max_examples=RANDOM_EXAMPLES or 100,
+    max_examples=QUICK_EXAMPLES,
     deadline=None,
-    derandomize=not RANDOM_EXAMPLES,
+    derandomize=True,
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

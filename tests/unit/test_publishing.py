@@ -17,6 +17,7 @@ Everything here runs offline.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import re
@@ -780,3 +781,12 @@ def test_readme_documents_every_setting_with_its_environment_variable(
         assert f"`TAP_MAESN_QONTO_{name.upper()}`" in line, (
             f"Give {name!r} its environment variable in the README's settings table"
         )
+
+
+# --- the faker extra ------------------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_faker_extra_is_declared() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["optional-dependencies"]["faker"] == ["singer-sdk[faker]~=0.54.9"]

@@ -8,6 +8,8 @@ the two to the same answers, including refusals, on values near and past every l
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -106,3 +108,83 @@ def test_the_usual_forms_take_the_quick_path(value: str) -> None:
 def test_unusual_forms_are_left_to_the_general_path(value: str) -> None:
     assert _normalize_rfc3339(value) is None
     assert _normalized(value) == _general(value)
+
+
+# --- timestamps at the edges of what datetime holds -----------------------------------------------
+# --- 4. valid timestamps that datetime cannot hold -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2016-12-31T23:59:60Z", "2017-01-01T00:00:00.000000Z"),
+        ("2016-12-31T23:59:60.250Z", "2017-01-01T00:00:00.250000Z"),
+        ("2015-06-30T23:59:60+00:00", "2015-07-01T00:00:00.000000Z"),
+        ("2017-01-01T05:29:60+05:30", "2017-01-01T00:00:00.000000Z"),
+        ("20161231T235960Z", "2017-01-01T00:00:00.000000Z"),
+        ("2026-02-28T24:00:00Z", "2026-03-01T00:00:00.000000Z"),
+        ("2026-12-31T24:00:00.000+02:00", "2026-12-31T22:00:00.000000Z"),
+        ("2026-01-01T24:00Z", "2026-01-02T00:00:00.000000Z"),
+        ("0001-01-01T00:00:00+01:00", "0001-01-01T00:00:00.000000Z"),
+        ("0001-01-01T00:59:59.999+01:00", "0001-01-01T00:00:00.000000Z"),
+        ("0001-01-01T24:00:00+01:00", "0001-01-01T23:00:00.000000Z"),
+        ("9999-12-31T23:59:59-01:00", "9999-12-31T23:59:59.999999Z"),
+        ("9999-12-31T23:59:60Z", "9999-12-31T23:59:59.999999Z"),
+        ("9999-12-31T24:00:00Z", "9999-12-31T23:59:59.999999Z"),
+        ("9999-12-31T24:00:00+01:00", "9999-12-31T23:00:00.000000Z"),
+        # Unchanged: the ordinary forms.
+        ("2026-05-01T10:00:00+02:00", "2026-05-01T08:00:00.000000Z"),
+        ("2026-05-01", "2026-05-01T00:00:00.000000Z"),
+    ],
+)
+def test_valid_timestamps_at_the_edges_are_normalized_not_lost(value: str, expected: str) -> None:
+    assert normalize_timestamp(value) == expected
+    moment = parse_timestamp(value)
+    assert moment.tzinfo == dt.UTC
+    assert format_timestamp(moment) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-01-01T24:00:01Z",
+        "2026-01-01T24:00:00.5Z",
+        "2026-01-01T23:59:61Z",
+        "2026-01-01T23:60Z",
+        "2026-13-01T00:00:00Z",
+        "0000-01-01T00:00:00Z",
+        "not a date",
+        "",
+        "2026-01-01T23:59:60+25:00",
+    ],
+)
+def test_invalid_timestamps_are_still_refused(value: str) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - the only contract is ValueError
+        normalize_timestamp(value)
+
+
+# --- normalized timestamps sort as time does ------------------------------------------------------
+OFFSETS = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
+    lambda m: dt.timezone(dt.timedelta(minutes=m))
+)
+MOMENTS = st.datetimes(
+    min_value=dt.datetime(2, 1, 1), max_value=dt.datetime(9998, 12, 30), timezones=OFFSETS
+)
+
+
+@given(a=MOMENTS, b=MOMENTS, milliseconds=st.booleans())
+def test_normalized_timestamps_sort_as_time_does(
+    a: dt.datetime, b: dt.datetime, milliseconds: bool
+) -> None:
+    spec = "milliseconds" if milliseconds else "auto"
+    text_a, text_b = (
+        normalize_timestamp(a.isoformat(timespec=spec)),
+        normalize_timestamp(b.isoformat(timespec=spec)),
+    )
+    if not milliseconds:
+        assert text_a == format_timestamp(a)
+    # String order equals time order: what makes bookmarks safe to compare.
+    assert (text_a < text_b) == (
+        a.replace(microsecond=a.microsecond // 1000 * 1000 if milliseconds else a.microsecond)
+        < b.replace(microsecond=b.microsecond // 1000 * 1000 if milliseconds else b.microsecond)
+    )

@@ -11,10 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import socket
-import subprocess
 import sys
-import tomllib
 import typing as t
 from copy import deepcopy
 from decimal import Decimal
@@ -22,8 +19,6 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-from tap_maesn_qonto.emulator import Emulator
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,7 +34,6 @@ def _script(name: str) -> ModuleType:
 
 
 check_warehouse = _script("check_warehouse")
-pg_server = _script("pg_server")
 
 SERVED: dict[str, t.Any] = {
     "id": "inv-1",
@@ -159,113 +153,3 @@ def test_the_printed_table_is_aligned() -> None:
         assert first[end - len(cell) : end] == cell
         assert second[end - len(cell) : end] == cell
     assert header.index("result") == first.index("OK") == second.index("MISMATCH")
-
-
-def test_truth_is_read_from_a_running_emulator_over_http() -> None:
-    with Emulator(counts={"invoices": 120, "bills": 7, "bookingProposals": 3}) as emulator:
-        emulator.mutate("invoices", update=3, create=2, delete=4)
-        truths = check_warehouse.fetch_truth(emulator.url)
-        assert truths["invoices"].records == emulator.truth("invoices")
-        assert truths["invoices"].deleted == emulator.deleted_ids("invoices")
-        assert len(truths["bills"].records) == 7
-
-
-# --------------------------------------------------------------------------- pg_server
-
-
-def _postgres_bin_dirs() -> list[Path]:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
-    return [path.parent for path in found]
-
-
-@pytest.mark.skipif(not _postgres_bin_dirs(), reason="no PostgreSQL server binaries here")
-def test_pg_server_listens_on_loopback_only_and_leaves_nothing_behind(tmp_path: Path) -> None:
-    state = tmp_path / "pg.json"
-    started = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "pg_server.py"),
-            "start",
-            "--state",
-            str(state),
-            "--bin-dir",
-            str(_postgres_bin_dirs()[-1]),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert started.returncode == 0, started.stderr
-    description = json.loads(state.read_text())
-    try:
-        server = pg_server.Server.from_description(description)
-        assert server.psql("show listen_addresses").strip() == "127.0.0.1"
-        assert server.psql("show unix_socket_directories").strip() == ""
-        with socket.create_connection(("127.0.0.1", description["port"]), timeout=5):
-            pass
-    finally:
-        stopped = subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "pg_server.py"), "stop", "--state", str(state)],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
-    assert stopped.returncode == 0, stopped.stderr
-    assert not state.exists()
-    assert not Path(description["root"]).exists()
-
-
-# --------------------------------------------------------------------------- faker extra
-
-
-@pytest.mark.skipif(importlib.util.find_spec("faker") is None, reason="faker extra not installed")
-def test_a_stream_map_using_faker_works_with_the_faker_extra(tmp_path: Path) -> None:
-    """`fake.name()` in a stream map: what `faker_config` is advertised for."""
-    with Emulator(counts={"invoices": 12, "bills": 0, "bookingProposals": 0}) as emulator:
-        config = {
-            "api_key": "emulator-api-key",
-            "account_key": "emulator-account-qonto",
-            "api_url": emulator.url,
-            "start_date": "2020-01-01T00:00:00Z",
-            "stream_maps": {"invoices": {"name": "fake.name()"}},
-            "faker_config": {"seed": 7, "locale": "fr_FR"},
-        }
-        (tmp_path / "config.json").write_text(json.dumps(config))
-        runs = [
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "tap_maesn_qonto",
-                    "--config",
-                    str(tmp_path / "config.json"),
-                ],
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=120,
-            )
-            for _ in range(2)
-        ]
-        served = {record["name"] for record in emulator.truth("invoices").values()}
-    for run in runs:
-        assert run.returncode == 0, run.stderr[-2000:]
-    names = [
-        [
-            m["record"]["name"]
-            for m in map(json.loads, run.stdout.splitlines())
-            if m["type"] == "RECORD" and m["stream"] == "invoices"
-        ]
-        for run in runs
-    ]
-    assert len(names[0]) == 12
-    assert names[0] == names[1], "faker_config.seed must make the fake names reproducible"
-    assert not set(names[0]) & served, "the names were not replaced"
-    assert all(isinstance(name, str) and " " in name for name in names[0])
-
-
-def test_the_faker_extra_is_declared() -> None:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert project["optional-dependencies"]["faker"] == ["singer-sdk[faker]~=0.54.9"]

@@ -1,0 +1,51 @@
+"""Money reaches the target exactly as Maesn sent it, through every writer and path.
+
+JSON numbers with a fraction are kept as their text (numbers.py): the tap's own writer
+copies that text out, a writer without msgspec gets Decimals, and the SDK's path (stream
+maps) gets Decimals it can compute with.
+"""
+
+from __future__ import annotations
+
+import re
+import typing as t
+
+from tests.support.servers import bills_as_text
+from tests.support.tap import run_cli
+
+if t.TYPE_CHECKING:
+    from pathlib import Path
+
+
+# Beyond a float's precision, trailing zeros, an exponent, a negative zero.
+BILL = (
+    b'{"id":"b-1","totalGrossAmount":12345678901234567890.123456789012,'
+    b'"totalNetAmount":154.30,"totalTaxAmount":1e-7,"totalDiscountAmount":-0.0,'
+    b'"paymentDays":30,"lineItems":[{"unitAmount":0.10,"quantity":2.5E+3,'
+    b'"accountNumber":4.10}]}'
+)
+EXACT = {
+    "totalGrossAmount": "12345678901234567890.123456789012",
+    "totalNetAmount": "154.30",
+    "totalTaxAmount": "1e-7",
+    "totalDiscountAmount": "-0.0",
+    "paymentDays": "30",
+}
+
+
+def _config(url: str, **more: t.Any) -> dict[str, t.Any]:
+    return {"api_key": "k", "account_key": "a", "api_url": url, **more}
+
+
+def test_the_tap_writes_each_number_as_the_text_it_read(tmp_path: Path) -> None:
+    with bills_as_text(b"[" + BILL + b"]") as url:
+        run = run_cli(config=_config(url), tmp_path=tmp_path)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    bill = next(line for line in lines if line.startswith('{"type":"RECORD","stream":"bills"'))
+    for name, text in EXACT.items():
+        assert f'"{name}":{text},' in bill or f'"{name}":{text}}}' in bill, name
+    row = next(line for line in lines if '"stream":"bill_line_items","record"' in line)
+    assert re.search(r'"unitAmount":0\.10[,}]', row)
+    assert re.search(r'"quantity":2\.5E\+3[,}]', row)
+    assert '"accountNumber":"4.10"' in row  # a string column gets the number's text

@@ -1,0 +1,81 @@
+"""The warehouse check (scripts/check_warehouse.py), the loopback PostgreSQL helper
+(scripts/pg_server.py) and the `faker` extra.
+
+The check is what makes the quick start's "money is exact" claim testable, so it must
+fail on exactly the losses real targets cause: money through float, a dropped trailing
+zero, a timestamp stored as local wall time, a lost or reordered line item, duplicates.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+pg_server = _script("pg_server")
+
+
+# --------------------------------------------------------------------------- pg_server
+
+
+def _postgres_bin_dirs() -> list[Path]:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+    return [path.parent for path in found]
+
+
+@pytest.mark.skipif(not _postgres_bin_dirs(), reason="no PostgreSQL server binaries here")
+def test_pg_server_listens_on_loopback_only_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    state = tmp_path / "pg.json"
+    started = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "pg_server.py"),
+            "start",
+            "--state",
+            str(state),
+            "--bin-dir",
+            str(_postgres_bin_dirs()[-1]),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert started.returncode == 0, started.stderr
+    description = json.loads(state.read_text())
+    try:
+        server = pg_server.Server.from_description(description)
+        assert server.psql("show listen_addresses").strip() == "127.0.0.1"
+        assert server.psql("show unix_socket_directories").strip() == ""
+        with socket.create_connection(("127.0.0.1", description["port"]), timeout=5):
+            pass
+    finally:
+        stopped = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "pg_server.py"), "stop", "--state", str(state)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+    assert stopped.returncode == 0, stopped.stderr
+    assert not state.exists()
+    assert not Path(description["root"]).exists()

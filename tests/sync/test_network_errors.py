@@ -1,0 +1,55 @@
+"""A wrong api_url fails in seconds and says what is wrong: DNS, TLS or the certificate.
+
+Before the API has answered at all, a host name that does not resolve, ``https://`` to a
+plain HTTP port or an untrusted certificate is a setting to fix: two tries, then one line
+naming the cause and the fix (it used to be 62-67 s of retries and "Maesn or Qonto is
+unavailable or rate-limiting"). Once the API has answered, the same errors are retried
+within the normal budget, and the final message still names them.
+
+The command-line tests run ``python -m tap_maesn_qonto`` as a user does and time it.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+import requests
+
+from tap_maesn_qonto.emulator import Emulator
+from tap_maesn_qonto.retries import describe_failure, gave_up, network_cause
+
+if t.TYPE_CHECKING:
+    pass
+UNRESOLVABLE = "does-not-exist.invalid"  # .invalid never resolves (RFC 6761)
+
+
+# --------------------------------------------------------------------------- after an answer
+
+
+def _failure(url: str, **kwargs: t.Any) -> requests.RequestException:
+    try:
+        requests.get(url, timeout=5, **kwargs)
+    except requests.RequestException as exc:
+        return exc
+    raise AssertionError(f"{url} answered")
+
+
+@pytest.fixture(scope="module")
+def dns_failure() -> requests.RequestException:
+    return _failure(f"https://{UNRESOLVABLE}/accounting/invoices")
+
+
+def test_the_causes_are_told_apart(dns_failure: requests.RequestException) -> None:
+    with Emulator(counts={"invoices": 1, "bills": 1, "bookingProposals": 1}) as emulator:
+        not_tls = _failure(emulator.url.replace("http://", "https://"))
+        port = emulator.url.rsplit(":", 1)[1]
+    refused = _failure(f"http://127.0.0.1:{port}")  # closed now
+
+    assert describe_failure(dns_failure).startswith("name resolution failed")
+    assert describe_failure(not_tls).startswith("TLS handshake failed: the server does not")
+    assert describe_failure(refused) == "connection refused"
+    assert network_cause(refused) is None
+    timeout = requests.exceptions.ReadTimeout("read timed out")
+    assert network_cause(timeout) is None
+    assert "unavailable or rate-limiting" in str(gave_up("GET /x", 9, 61.0, timeout))

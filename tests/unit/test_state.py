@@ -1,0 +1,72 @@
+"""The tap's inputs as users really give them: pipes, empty or odd state, odd keys, odd times.
+
+Every test runs the real tap (its CLI as a subprocess, or in process) against the
+emulator, and checks the exit code, the single error line and that no key leaks.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+
+import pytest
+
+from tap_maesn_qonto.state import check_state
+from tests.support.configs import STREAM_RESOURCES
+
+STREAMS = set(STREAM_RESOURCES)
+LOGGER = logging.getLogger("tests.test_inputs")
+
+
+# --- 5. state in another shape --------------------------------------------------------
+
+
+def _plain_state(value: str, streams: t.Iterable[str] = STREAM_RESOURCES) -> dict[str, t.Any]:
+    return {
+        "bookmarks": {
+            stream: {"replication_key": "updatedDate", "replication_key_value": value}
+            for stream in streams
+        }
+    }
+
+
+def _partitioned(label: str, value: str) -> dict[str, t.Any]:
+    return {
+        "context": {"account_label": label},
+        "replication_key": "updatedDate",
+        "replication_key_value": value,
+    }
+
+
+def _messages(caplog: pytest.LogCaptureFixture, level: int, phrase: str) -> list[str]:
+    return [
+        r.getMessage() for r in caplog.records if r.levelno == level and phrase in r.getMessage()
+    ]
+
+
+def test_check_state_takes_several_account_labels(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    state = _plain_state("2025-01-01T00:00:00Z", ["invoices"])
+    state["bookmarks"]["bills"] = {
+        "partitions": [
+            _partitioned("a", "2025-02-01T00:00:00Z"),
+            _partitioned("old", "2025-03-01T00:00:00Z"),
+        ]
+    }
+    checked = check_state(state, STREAMS, LOGGER, account_labels=["a", "b"])
+    # Several labels: the plain bookmark cannot be given to one of them, and stays.
+    assert checked["bookmarks"]["invoices"] == {
+        "replication_key": "updatedDate",
+        "replication_key_value": "2025-01-01T00:00:00.000000Z",
+    }
+    assert len(_messages(caplog, logging.WARNING, "several account labels")) == 1
+    renamed = _messages(caplog, logging.WARNING, "'old'")
+    assert len(renamed) == 1
+    assert "'b'" in renamed[0]
+    assert "'a'" not in renamed[0]  # 'a' has its own bookmark
+    assert not _messages(caplog, logging.INFO, "directly under the stream")
+    # One label, given as a plain string, migrates.
+    one = check_state(state, STREAMS, LOGGER, account_labels="a")
+    assert one["bookmarks"]["invoices"]["partitions"] == [
+        _partitioned("a", "2025-01-01T00:00:00.000000Z")
+    ]

@@ -14,42 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from tap_maesn_qonto.emulator import Emulator, many_accounts
+from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.timestamps import parse_timestamp
-from tests.support.configs import API_KEY, STREAM_RESOURCES
+from tests.support.configs import API_KEY, STREAM_RESOURCES, accounts_config
 from tests.support.tap import parse_messages, run_cli
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator
-
-ACCOUNTS = 200
-PER_RESOURCE = {"invoices": 4, "bills": 3, "bookingProposals": 2}
-
-
-def _accounts(keys: list[str]) -> list[dict[str, object]]:
-    return [{"label": f"company-{i:04d}", "account_key": key} for i, key in enumerate(keys)]
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    keys = many_accounts(ACCOUNTS)
-    with Emulator(
-        accounts=keys, account_counts=dict.fromkeys(keys, PER_RESOURCE), counts=PER_RESOURCE
-    ) as running:
-        yield running
-
-
-def _config(emulator: Emulator, **overrides: object) -> dict[str, t.Any]:
-    keys = sorted(emulator.settings.accounts)
-    return {
-        "api_key": API_KEY,
-        "accounts": _accounts(keys),
-        "api_url": emulator.url,
-        "start_date": "2020-01-01T00:00:00Z",
-        "max_retries": 1,
-        "max_retry_seconds": 2,
-        **overrides,
-    }
+    pass
 
 
 def _truth(emulator: Emulator, key: str) -> dict[str, set[str]]:
@@ -61,26 +32,26 @@ def _partitions(state: dict, stream: str) -> dict[str, dict]:
 
 
 def test_every_healthy_account_is_complete_and_failures_are_isolated_and_named(
-    emulator: Emulator, tmp_path: Path
+    many_accounts_emulator: Emulator, tmp_path: Path
 ) -> None:
-    keys = sorted(emulator.settings.accounts)
+    keys = sorted(many_accounts_emulator.settings.accounts)
     rejected, broken = keys[17], keys[123]
     labels = {key: f"company-{i:04d}" for i, key in enumerate(keys)}
-    emulator.configure(failing_accounts={rejected: "401", broken: "500"})
+    many_accounts_emulator.configure(failing_accounts={rejected: "401", broken: "500"})
     try:
         result = run_cli(
-            config=_config(emulator),
+            config=accounts_config(many_accounts_emulator),
             tmp_path=tmp_path,
             env={"TAP_MAESN_QONTO_LOGLEVEL": "debug"},
         )
     finally:
-        emulator.configure(failing_accounts={})
+        many_accounts_emulator.configure(failing_accounts={})
     assert result.returncode == 1
     messages = parse_messages(result.stdout)
     for key in keys:
         if key in (rejected, broken):
             continue
-        for stream, ids in _truth(emulator, key).items():
+        for stream, ids in _truth(many_accounts_emulator, key).items():
             got = {r["id"] for r in messages.records(stream) if r["account_label"] == labels[key]}
             assert got == ids, (labels[key], stream)
     final = messages.final_state
@@ -103,11 +74,16 @@ def test_every_healthy_account_is_complete_and_failures_are_isolated_and_named(
     # The next run resumes the healthy accounts incrementally and retries the failed ones.
     state_path = tmp_path / "state.json"
     state_path.write_text(json.dumps(final))
-    again = run_cli("--state", str(state_path), config=_config(emulator), tmp_path=tmp_path)
+    again = run_cli(
+        "--state",
+        str(state_path),
+        config=accounts_config(many_accounts_emulator),
+        tmp_path=tmp_path,
+    )
     assert again.returncode == 0, again.stderr[-2000:]
     second = parse_messages(again.stdout)
     for key in (rejected, broken):
-        for stream, ids in _truth(emulator, key).items():
+        for stream, ids in _truth(many_accounts_emulator, key).items():
             got = {r["id"] for r in second.records(stream) if r["account_label"] == labels[key]}
             assert got == ids
     # The healthy ones were read incrementally: only records at or after their bookmark
@@ -121,8 +97,10 @@ def test_every_healthy_account_is_complete_and_failures_are_isolated_and_named(
         assert parse_timestamp(record["updatedDate"]) >= since, record["id"]
 
 
-def test_accounts_file_is_read_and_never_logged(emulator: Emulator, tmp_path: Path) -> None:
-    config = _config(emulator)
+def test_accounts_file_is_read_and_never_logged(
+    many_accounts_emulator: Emulator, tmp_path: Path
+) -> None:
+    config = accounts_config(many_accounts_emulator)
     accounts_path = tmp_path / "accounts.json"
     accounts_path.write_text(json.dumps(config.pop("accounts")[:5]))
     os.chmod(accounts_path, 0o600)
@@ -134,7 +112,7 @@ def test_accounts_file_is_read_and_never_logged(emulator: Emulator, tmp_path: Pa
     assert result.returncode == 0, result.stderr[-2000:]
     labels = {r["account_label"] for r in parse_messages(result.stdout).records("invoices")}
     assert labels == {f"company-{i:04d}" for i in range(5)}
-    for key in sorted(emulator.settings.accounts)[:5]:
+    for key in sorted(many_accounts_emulator.settings.accounts)[:5]:
         assert key not in result.stderr
 
 

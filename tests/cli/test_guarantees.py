@@ -24,61 +24,47 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
-import threading
 import time
 import typing as t
 from collections import Counter
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from tap_maesn_qonto.emulator import Emulator, many_accounts
-from tests.support.configs import STREAM_RESOURCES, tap_config
-from tests.support.tap import SyncResult, parse_messages, run_cli
+from tests.support.configs import (
+    LINE_STREAMS,
+    STREAM_RESOURCES,
+    only,
+    tap_config,
+    whole_list,
+    with_accounts,
+)
+from tests.support.tap import (
+    CliRun,
+    SyncResult,
+    TapProcess,
+    bookmark_of,
+    parse_messages,
+    run_cli,
+    run_tap,
+    structured_logging,
+)
 
 # --------------------------------------------------------------------------- scenario builders
 
-LINE_STREAMS = {
-    "invoices": ("invoice_line_items", "invoice_id"),
-    "bills": ("bill_line_items", "bill_id"),
-    "booking_proposals": ("booking_proposal_line_items", "booking_proposal_id"),
-}
 #: Before every seeded record (the emulator's data starts 2024-01-01).
 EARLY = "2023-06-01T00:00:00.000000Z"
 TEN_YEARS = 10 * 365 * 24 * 3600
-ERROR_LINE = re.compile(r"\| (ERROR|CRITICAL) +\|")
-WARNING_LINE = re.compile(r"\| WARNING +\|")
-SDK_NOTICE = "An unhandled error occurred while syncing"
-
-
-def only(invoices: int = 0, bills: int = 0, booking_proposals: int = 0) -> dict[str, int]:
-    """Emulator ``counts``: small, and zero for the resources a scenario does not need."""
-    return {"invoices": invoices, "bills": bills, "bookingProposals": booking_proposals}
 
 
 def config_for(emulator: Emulator, **overrides: t.Any) -> dict[str, t.Any]:
     """The tests' tap config: pages of 10, retries bounded to a few seconds."""
     return tap_config(emulator, **{"page_size": 10, "max_retry_seconds": 4, **overrides})
-
-
-def whole_list(config: dict[str, t.Any]) -> dict[str, t.Any]:
-    """Without start_date (and without state) a run reads each partition's whole list."""
-    config.pop("start_date", None)
-    return config
-
-
-def with_accounts(config: dict[str, t.Any], labels: dict[str, str]) -> dict[str, t.Any]:
-    """Several connected companies (label -> account key) instead of one account_key."""
-    config.pop("account_key", None)
-    config["accounts"] = [{"label": label, "account_key": key} for label, key in labels.items()]
-    return config
 
 
 def two_or_three_accounts(n: int) -> tuple[dict[str, str], dict[str, str]]:
@@ -126,89 +112,11 @@ def instant(text: str) -> dt.datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-@dataclass
-class Run:
-    """One CLI run: its exit code, its messages, its stderr, how long it took."""
-
-    code: int
-    messages: SyncResult
-    stdout: str
-    stderr: str
-    seconds: float
-
-    def ids(self, stream: str, label: str | None = None) -> set[str]:
-        return {
-            record["id"]
-            for record in self.messages.records(stream)
-            if label is None or record.get("account_label") == label
-        }
-
-    @property
-    def activated(self) -> set[str]:
-        """The streams an ACTIVATE_VERSION was sent for."""
-        return {m["stream"] for m in self.messages.messages if m["type"] == "ACTIVATE_VERSION"}
-
-    @property
-    def error_lines(self) -> list[str]:
-        """ERROR lines, the SDK's own cause-less notice left out."""
-        return [
-            line
-            for line in self.stderr.splitlines()
-            if ERROR_LINE.search(line) and SDK_NOTICE not in line
-        ]
-
-    def warnings_naming(self, word: str) -> list[str]:
-        return [
-            line for line in self.stderr.splitlines() if WARNING_LINE.search(line) and word in line
-        ]
-
-    def assert_no_traceback(self) -> None:
-        assert "Traceback" not in self.stderr, self.stderr[-3000:]
-
-    def assert_one_line_error(self) -> None:
-        self.assert_no_traceback()
-        assert len(self.error_lines) == 1, self.stderr[-3000:]
-
-
-_runs = iter(range(1_000_000))
-
-
-def run_tap(
-    config: dict[str, t.Any],
-    tmp_path: Path,
-    *,
-    state: dict | None = None,
-    timeout: float = 60,
-) -> Run:
-    """``python -m tap_maesn_qonto --config ... [--state ...]``, as a user runs it."""
-    args: list[str] = []
-    if state is not None:
-        path = tmp_path / f"state-{next(_runs)}.json"
-        path.write_text(json.dumps(state))
-        args += ["--state", str(path)]
-    started = time.monotonic()
-    result = run_cli(*args, config=config, tmp_path=tmp_path, timeout=timeout)
-    seconds = time.monotonic() - started
-    try:
-        messages = parse_messages(result.stdout)
-    except json.JSONDecodeError:
-        pytest.fail(f"stdout is not Singer messages:\n{result.stdout[-2000:]}\n{result.stderr}")
-    return Run(result.returncode, messages, result.stdout, result.stderr, seconds)
-
-
 def truth_ids(emulator: Emulator, resource: str, account: str = "qonto") -> set[str]:
     return set(emulator.truth(resource, account=account))
 
 
-def bookmark_of(state: dict[str, t.Any], stream: str, label: str = "default") -> str | None:
-    """The replication key value of ``label``'s partition of ``stream`` (None: none)."""
-    for entry in state.get("bookmarks", {}).get(stream, {}).get("partitions", []):
-        if entry.get("context", {}).get("account_label") == label:
-            return entry.get("replication_key_value")
-    return None
-
-
-def assert_complete(run: Run, emulator: Emulator, labels: dict[str, str]) -> None:
+def assert_complete(run: CliRun, emulator: Emulator, labels: dict[str, str]) -> None:
     """Every record of every stream of each account in ``labels`` was emitted."""
     for label, key in labels.items():
         for stream, resource in STREAM_RESOURCES.items():
@@ -375,7 +283,7 @@ def test_page_counts_are_read_as_sent_and_an_unproven_pass_never_ends_ok(
 # --------------------------------------------------------------------------- 5
 
 
-def _line_keys(run: Run, stream: str) -> Counter[tuple[str, int]]:
+def _line_keys(run: CliRun, stream: str) -> Counter[tuple[str, int]]:
     line_stream, parent_key = LINE_STREAMS[stream]
     return Counter((row[parent_key], row["position"]) for row in run.messages.records(line_stream))
 
@@ -606,48 +514,13 @@ def _run_until(
 ) -> tuple[int, str, str]:
     """Start the CLI, SIGTERM it once a message matching ``seen`` is out (after
     ``settle`` s); return its exit code, stdout and stderr."""
-    config_path = tmp_path / "config-signal.json"
-    config_path.write_text(json.dumps(config))
-    argv = [sys.executable, "-m", "tap_maesn_qonto", "--config", str(config_path)]
-    if state is not None:
-        state_path = tmp_path / "state-signal.json"
-        state_path.write_text(json.dumps(state))
-        argv += ["--state", str(state_path)]
-    lines: list[str] = []
-    errors: list[str] = []
-    matched = threading.Event()
-    with subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    ) as process:
-
-        def read_stdout() -> None:
-            assert process.stdout is not None
-            for line in process.stdout:
-                lines.append(line)
-                if seen(json.loads(line)):
-                    matched.set()
-            matched.set()
-
-        def read_stderr() -> None:
-            assert process.stderr is not None
-            errors.extend(process.stderr)
-
-        readers = [threading.Thread(target=f, daemon=True) for f in (read_stdout, read_stderr)]
-        for reader in readers:
-            reader.start()
-        try:
-            assert matched.wait(30), "nothing matched within 30 s"
-            assert process.poll() is None, "the run ended before the signal:\n" + "".join(errors)
-            time.sleep(settle)
-            process.send_signal(signal.SIGTERM)
-            code = process.wait(timeout=20)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            for reader in readers:
-                reader.join(timeout=5)
-    return code, "".join(lines), "".join(errors)
+    with TapProcess(config, tmp_path, state=state, name="signal") as tap:
+        assert tap.wait_for_message(seen, 30), "nothing matched within 30 s:\n" + tap.stderr
+        assert tap.running(), "the run ended before the signal:\n" + tap.stderr
+        time.sleep(settle)
+        tap.signal(signal.SIGTERM)
+        code = tap.wait(timeout=20)
+    return code, tap.stdout, tap.stderr
 
 
 # --------------------------------------------------------------------------- 8
@@ -983,27 +856,10 @@ def _seconds_from_last_message_to_exit(
 ) -> tuple[int, float, str, str]:
     """Run the CLI; return its exit code, the seconds between its last stdout line and
     its exit, its stdout and its stderr."""
-    config_path = tmp_path / "config-timed.json"
-    config_path.write_text(json.dumps(config))
-    lines: list[str] = []
-    last_line = [time.monotonic()]
-    with subprocess.Popen(
-        [sys.executable, "-m", "tap_maesn_qonto", "--config", str(config_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as process:
-        errors: list[str] = []
-        reader = threading.Thread(target=lambda: errors.extend(process.stderr or ()), daemon=True)
-        reader.start()
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            last_line[0] = time.monotonic()
-        code = process.wait(timeout=60)
-        exited = time.monotonic()
-        reader.join(timeout=5)
-    return code, exited - last_line[0], "".join(lines), "".join(errors)
+    with TapProcess(config, tmp_path, name="timed") as tap:
+        code = tap.wait(timeout=60)
+    assert tap.exited_at is not None
+    return code, tap.exited_at - (tap.last_line_at or tap.started), tap.stdout, tap.stderr
 
 
 @pytest.mark.parametrize(
@@ -1053,7 +909,7 @@ def test_a_run_never_waits_on_requests_it_no_longer_needs_nor_on_a_trickling_ans
         code, lag, stdout, stderr = _seconds_from_last_message_to_exit(config, tmp_path)
         assert emulator.stats()["faults"].get("slow"), "no slow request was ever sent"
         assert code == expected_code, stderr[-3000:]
-        run = Run(code, parse_messages(stdout), stdout, stderr, 0.0)
+        run = CliRun(code, parse_messages(stdout), stdout, stderr, 0.0)
         assert_complete(run, emulator, labels if expected_code == 0 else {"alpha": labels["alpha"]})
     assert lag < 1.5, f"{lag:.1f} s from the last message to the exit"
 
@@ -1073,33 +929,28 @@ def test_a_sigterm_right_after_start_never_exits_0(tmp_path: Path, when: str) ->
     replaced only when the sync starts, exits 0); stderr_line_1 and stderr_line_2 race
     (exit 0 now and then, else killed by the signal, -15); 50ms: killed by the signal.
     """
-    with Emulator(counts=only(invoices=50), latency_ms=300) as emulator:
-        config_path = tmp_path / "config.json"
-        config_path.write_text(json.dumps(config_for(emulator)))
-        with subprocess.Popen(
-            [sys.executable, "-m", "tap_maesn_qonto", "--config", str(config_path)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        ) as process:
-            assert process.stderr is not None
-            if when == "50ms":
-                time.sleep(0.05)
-            else:
-                wanted = int(when.rsplit("_", 1)[1])
-                for number, _ in enumerate(process.stderr, start=1):
-                    if number == wanted:
-                        break
-                else:
-                    pytest.fail(f"the run wrote fewer than {wanted} lines to stderr")
-            assert process.poll() is None, "the run ended before the signal"
-            process.send_signal(signal.SIGTERM)
-            try:
-                _, stderr = process.communicate(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                pytest.fail("the tap did not stop within 20 s of SIGTERM")
-    assert process.returncode in (143, -signal.SIGTERM), (process.returncode, stderr[-3000:])
+    wanted = 0 if when == "50ms" else int(when.rsplit("_", 1)[1])
+    with (
+        Emulator(counts=only(invoices=50), latency_ms=300) as emulator,
+        TapProcess(
+            config_for(emulator),
+            tmp_path,
+            read_stdout=False,
+            signal_on_log=lambda _, number: number == wanted,
+        ) as tap,
+    ):
+        if when == "50ms":
+            time.sleep(0.05)
+            tap.signal()
+        try:
+            code = tap.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the tap did not stop within 20 s of SIGTERM")
+    if tap.signalled_at is None:
+        pytest.fail(f"the run wrote fewer than {wanted} lines to stderr")
+    assert tap.signalled_running, "the run ended before the signal"
+    stderr = tap.stderr
+    assert code in (143, -signal.SIGTERM), (code, stderr[-3000:])
 
 
 # --------------------------------------------------------------------------- 20
@@ -1119,22 +970,6 @@ def _pieces_of(text: str) -> set[str]:
     }
 
 
-STRUCTURED_LOGGING = """\
-version: 1
-formatters:
-  structured:
-    (): singer_sdk.logging.StructuredFormatter
-handlers:
-  console:
-    class: logging.StreamHandler
-    formatter: structured
-    stream: ext://sys.stderr
-root:
-  level: INFO
-  handlers: [console]
-"""
-
-
 @pytest.mark.parametrize("failure", ["revoked_account_key", "errors_200_echoing_the_keys"])
 def test_under_structured_logging_no_key_reaches_the_output_and_the_error_stays_readable(
     tmp_path: Path, failure: str
@@ -1152,8 +987,6 @@ def test_under_structured_logging_no_key_reaches_the_output_and_the_error_stays_
     error line that tenant-key piece (the log filter masks only whole keys);
     revoked_account_key passes (its message quotes no body).
     """
-    log_config = tmp_path / "logging.yaml"
-    log_config.write_text(STRUCTURED_LOGGING)
     with Emulator(
         counts=only(invoices=12),
         api_keys=[TENANT_SECRET],
@@ -1169,16 +1002,12 @@ def test_under_structured_logging_no_key_reaches_the_output_and_the_error_stays_
             "api_key": TENANT_SECRET,
         }
         with_accounts(config, {"acme-paris": ACCOUNT_SECRET})
-        config_path = tmp_path / "config.json"
-        config_path.write_text(json.dumps(config))
-        merged = subprocess.run(
-            [sys.executable, "-m", "tap_maesn_qonto", "--config", str(config_path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+        merged = run_cli(
+            config=config,
+            tmp_path=tmp_path,
+            env=structured_logging(tmp_path),
             timeout=60,
-            env={**os.environ, "SINGER_SDK_LOG_CONFIG": str(log_config)},
-            check=False,
+            merge_stderr=True,
         )
     output = merged.stdout
     assert merged.returncode != 0, output[-3000:]

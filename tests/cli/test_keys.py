@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
-import subprocess
-import sys
 import time
 import typing as t
 from pathlib import Path
@@ -25,7 +22,7 @@ from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.settings import DEFAULT_MAX_CONCURRENCY
 from tests.support.configs import ACCOUNT_KEY, API_KEY, SANDBOX_ACCOUNT_KEY, tap_config
 from tests.support.servers import QuietHandler, send_json, serving
-from tests.support.tap import parse_messages, run_cli
+from tests.support.tap import parse_messages, run_cli, structured_logging
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -271,39 +268,17 @@ def test_under_structured_logging_on_one_pipe_the_error_ends_as_a_plain_sentence
     tmp_path: Path,
 ) -> None:
     # What `meltano config test` shows: the tap's stdout and stderr merged, its last line raw.
-    log_config = tmp_path / "logging.yaml"
-    log_config.write_text(
-        "version: 1\n"
-        "formatters:\n"
-        "  structured:\n"
-        "    (): singer_sdk.logging.StructuredFormatter\n"
-        "handlers:\n"
-        "  console:\n"
-        "    class: logging.StreamHandler\n"
-        "    formatter: structured\n"
-        "    stream: ext://sys.stderr\n"
-        "root:\n"
-        "  level: INFO\n"
-        "  handlers: [console]\n"
-    )
-    config = tmp_path / "config.json"
-    config.write_text(
-        json.dumps(
-            {
-                "api_key": "tenant-key-123",
-                "account_key": "acct-key-456",
-                "api_url": "http://127.0.0.1:9",
-            }
-        )
-    )
-    merged = subprocess.run(
-        [sys.executable, "-m", "tap_maesn_qonto", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    config = {
+        "api_key": "tenant-key-123",
+        "account_key": "acct-key-456",
+        "api_url": "http://127.0.0.1:9",
+    }
+    merged = run_cli(
+        config=config,
+        tmp_path=tmp_path,
+        env=structured_logging(tmp_path),
         timeout=60,
-        env={**os.environ, "SINGER_SDK_LOG_CONFIG": str(log_config)},
-        check=False,
+        merge_stderr=True,
     )
     assert merged.returncode == 1
     lines = [line for line in merged.stdout.splitlines() if line.strip()]

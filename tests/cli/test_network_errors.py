@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tap_maesn_qonto.emulator import Emulator
+from tests.support.configs import tap_config
 from tests.support.tap import run_cli
 
 if t.TYPE_CHECKING:
@@ -37,13 +38,13 @@ UNRESOLVABLE = "does-not-exist.invalid"  # .invalid never resolves (RFC 6761)
 
 
 def _config(api_url: str, **overrides: t.Any) -> dict[str, t.Any]:
-    return {
-        "api_key": TENANT_SECRET,
-        "account_key": ACCOUNT_SECRET,
-        "api_url": api_url,
-        "start_date": "2020-01-01T00:00:00Z",
+    return tap_config(
+        api_url,
+        api_key=TENANT_SECRET,
+        account_key=ACCOUNT_SECRET,
+        max_retry_seconds=None,
         **overrides,
-    }
+    )
 
 
 def _run_timed(

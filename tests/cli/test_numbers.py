@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import typing as t
 
+from tests.support.configs import stub_config
 from tests.support.servers import bills_as_text
 from tests.support.tap import run_cli
 
@@ -33,13 +34,9 @@ EXACT = {
 }
 
 
-def _config(url: str, **more: t.Any) -> dict[str, t.Any]:
-    return {"api_key": "k", "account_key": "a", "api_url": url, **more}
-
-
 def test_the_tap_writes_each_number_as_the_text_it_read(tmp_path: Path) -> None:
     with bills_as_text(b"[" + BILL + b"]") as url:
-        run = run_cli(config=_config(url), tmp_path=tmp_path)
+        run = run_cli(config=stub_config(url), tmp_path=tmp_path)
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     bill = next(line for line in lines if line.startswith('{"type":"RECORD","stream":"bills"'))

@@ -31,6 +31,10 @@ LINE_STREAMS = {
     "bills": ("bill_line_items", "bill_id"),
     "booking_proposals": ("booking_proposal_line_items", "booking_proposal_id"),
 }
+#: The accounts of the ``many_accounts_emulator`` fixture (tests/conftest.py), and each
+#: one's records.
+MANY_ACCOUNTS = 200
+PER_ACCOUNT = {"invoices": 4, "bills": 3, "bookingProposals": 2}
 START_DATE = "2020-01-01T00:00:00Z"  # before every seeded record (they start in 2024)
 
 
@@ -50,6 +54,12 @@ def tap_config(server: Emulator | str, **overrides: t.Any) -> dict[str, t.Any]:
     return {name: value for name, value in config.items() if value is not None}
 
 
+def stub_config(url: str, **overrides: t.Any) -> dict[str, t.Any]:
+    """A config for a stub server at ``url`` (not the emulator): no start date, and the
+    tap's own retry budget."""
+    return tap_config(url, start_date=None, max_retry_seconds=None, **overrides)
+
+
 def whole_list(config: dict[str, t.Any]) -> dict[str, t.Any]:
     """``config`` without start_date: a first run reads each partition's whole list."""
     config.pop("start_date", None)
@@ -61,6 +71,19 @@ def with_accounts(config: dict[str, t.Any], labels: dict[str, str]) -> dict[str,
     config.pop("account_key", None)
     config["accounts"] = [{"label": label, "account_key": key} for label, key in labels.items()]
     return config
+
+
+def company_labels(keys: Iterable[str]) -> dict[str, str]:
+    """Labels for account keys, as the accounts tests name them: company-0000, company-0001..."""
+    return {f"company-{i:04d}": key for i, key in enumerate(keys)}
+
+
+def accounts_config(emulator: Emulator, **overrides: t.Any) -> dict[str, t.Any]:
+    """A config reading every account of ``emulator`` (sorted keys, labelled
+    company-0000...), one retry within two seconds."""
+    labels = company_labels(sorted(emulator.settings.accounts))
+    config = tap_config(emulator, **{"max_retries": 1, "max_retry_seconds": 2, **overrides})
+    return with_accounts(config, labels)
 
 
 def counts(n: int, resources: Iterable[str] = STREAM_RESOURCES.values()) -> dict[str, int]:

@@ -6,6 +6,8 @@
   with an empty Maesn-shaped list (so a client that trusts it sees a plausible page).
 * :func:`bills_as_text`: serves one page of bills written as raw JSON text (numbers
   exactly as given), and empty lists elsewhere.
+* :func:`bills_stub`: serves whatever list of bills a test sets (:class:`BillsStub`) as one
+  page, and empty lists elsewhere; one server for many runs (hypothesis examples).
 
 All listen on 127.0.0.1, port 0, in a daemon thread, for the ``with`` block only.
 """
@@ -149,3 +151,42 @@ def bills_as_text(records_json: bytes) -> Iterator[str]:
     """A server whose bills are ``records_json`` (a JSON array) as one page; yields its URL."""
     with serving(_bills_handler(records_json)) as url:
         yield url
+
+
+@dataclass
+class BillsStub:
+    """What a :func:`bills_stub` serves: ``bills`` as the one page of bills (set per run)."""
+
+    url: str = ""
+    bills: list[t.Any] = field(default_factory=list)
+
+
+def _bills_stub_handler(stub: BillsStub) -> type[BaseHTTPRequestHandler]:
+    class Handler(QuietHandler):
+        def do_GET(self) -> None:
+            page = 1 if "page=1&" in self.path or self.path.endswith("page=1") else 2
+            bills = self.path.startswith("/accounting/bills")
+            records = stub.bills if bills and page == 1 else []
+            total = len(stub.bills) if bills else 0
+            pagination = {"total": total, "perPage": 100, "currentPage": page, "totalPages": 1}
+            body = json.dumps(
+                {
+                    "meta": {"warnings": [], "pagination": pagination},
+                    "data": records,
+                    "errors": None,
+                    "rawData": None,
+                },
+                ensure_ascii=False,
+            ).encode()
+            send_json(self, body)
+
+    return Handler
+
+
+@contextlib.contextmanager
+def bills_stub() -> Iterator[BillsStub]:
+    """A server whose bills are what the test puts in :attr:`BillsStub.bills`."""
+    stub = BillsStub()
+    with serving(_bills_stub_handler(stub)) as url:
+        stub.url = url
+        yield stub

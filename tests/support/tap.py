@@ -215,8 +215,12 @@ def run_cli(
     state: dict[str, t.Any] | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 120,
+    merge_stderr: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m tap_maesn_qonto`` as a user would; config and state go to files."""
+    """Run ``python -m tap_maesn_qonto`` as a user would; config and state go to files.
+
+    With ``merge_stderr``, stderr goes to stdout's pipe (as Meltano reads a plugin).
+    """
     argv = tap_argv(*args)
     if config is not None:
         argv += ["--config", _write_json(tmp_path, "config.json", config)]
@@ -224,12 +228,37 @@ def run_cli(
         argv += ["--state", _write_json(tmp_path, f"state-{next(_files)}.json", state)]
     return subprocess.run(
         argv,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
         text=True,
         timeout=timeout,
         env={**os.environ, **(env or {})},
         check=False,
     )
+
+
+#: singer-sdk's structured (JSON) logging, as Meltano sets it up for a plugin.
+STRUCTURED_LOGGING = """\
+version: 1
+formatters:
+  structured:
+    (): singer_sdk.logging.StructuredFormatter
+handlers:
+  console:
+    class: logging.StreamHandler
+    formatter: structured
+    stream: ext://sys.stderr
+root:
+  level: INFO
+  handlers: [console]
+"""
+
+
+def structured_logging(tmp_path: Path) -> dict[str, str]:
+    """The environment of a run that logs as JSON lines (``SINGER_SDK_LOG_CONFIG``)."""
+    log_config = tmp_path / "logging.yaml"
+    log_config.write_text(STRUCTURED_LOGGING)
+    return {"SINGER_SDK_LOG_CONFIG": str(log_config)}
 
 
 def parse_messages(stdout: str) -> SyncResult:
@@ -310,7 +339,8 @@ class TapProcess:
     ``with TapProcess(config, tmp_path) as tap:`` starts it; two threads read its stdout
     (each line parsed as a Singer message) and its stderr as they come. A test waits for
     a moment (:meth:`wait_for_message`, :meth:`wait_for_log`), or lets a reader signal
-    at once (``signal_when``, ``signal_on_log``), then :meth:`wait` s for the exit. On
+    at once (``signal_when`` a message, ``signal_on_log`` a stderr line holding a text or
+    matching a function of the line and its number), then :meth:`wait` s for the exit. On
     leaving the block, a process still running is killed.
 
     A last stdout line without its newline (a run killed with SIGKILL in the middle of a
@@ -326,7 +356,7 @@ class TapProcess:
         env: dict[str, str] | None = None,
         name: str = "tap",
         signal_when: Callable[[dict[str, t.Any], int], bool] | None = None,
-        signal_on_log: str | None = None,
+        signal_on_log: str | Callable[[str, int], bool] | None = None,
         signum: signals.Signals = signals.SIGTERM,
         read_stdout: bool = True,
     ) -> None:
@@ -345,6 +375,8 @@ class TapProcess:
         self.started = 0.0
         self.last_line_at: float | None = None
         self.signalled_at: float | None = None
+        #: Whether the process was still running when the signal went out.
+        self.signalled_running = False
         self.exited_at: float | None = None
         self._changed = threading.Condition()
         self._readers: list[threading.Thread] = []
@@ -371,9 +403,12 @@ class TapProcess:
         process = self.process
         if process.poll() is None:
             process.kill()
-            process.wait()
+        process.wait()
         for reader in self._readers:
             reader.join(timeout=10)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
 
     @property
     def process(self) -> subprocess.Popen[bytes]:
@@ -388,6 +423,7 @@ class TapProcess:
         with self._changed:
             if self.signalled_at is not None:
                 return
+            self.signalled_running = self.process.poll() is None
             self.process.send_signal(signum or self.signum)
             self.signalled_at = time.monotonic()
 
@@ -427,8 +463,12 @@ class TapProcess:
             line = raw.decode("utf-8", errors="replace")
             with self._changed:
                 self.stderr_lines.append(line)
+                count = len(self.stderr_lines)
                 self._changed.notify_all()
-            if self.signal_on_log is not None and self.signal_on_log in line:
+            wanted = self.signal_on_log
+            if (isinstance(wanted, str) and wanted in line) or (
+                callable(wanted) and wanted(line, count)
+            ):
                 self.signal()
         with self._changed:
             self._changed.notify_all()

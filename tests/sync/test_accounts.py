@@ -8,71 +8,48 @@ from __future__ import annotations
 
 import typing as t
 
-import pytest
-
 from tap_maesn_qonto.accounts import shard_of
 from tap_maesn_qonto.emulator import Emulator, many_accounts
-from tests.support.configs import API_KEY, STREAM_RESOURCES
+from tests.support.configs import API_KEY, MANY_ACCOUNTS, STREAM_RESOURCES, accounts_config
 from tests.support.tap import sync
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator
-
-ACCOUNTS = 200
-PER_RESOURCE = {"invoices": 4, "bills": 3, "bookingProposals": 2}
-
-
-def _accounts(keys: list[str]) -> list[dict[str, object]]:
-    return [{"label": f"company-{i:04d}", "account_key": key} for i, key in enumerate(keys)]
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    keys = many_accounts(ACCOUNTS)
-    with Emulator(
-        accounts=keys, account_counts=dict.fromkeys(keys, PER_RESOURCE), counts=PER_RESOURCE
-    ) as running:
-        yield running
-
-
-def _config(emulator: Emulator, **overrides: object) -> dict[str, t.Any]:
-    keys = sorted(emulator.settings.accounts)
-    return {
-        "api_key": API_KEY,
-        "accounts": _accounts(keys),
-        "api_url": emulator.url,
-        "start_date": "2020-01-01T00:00:00Z",
-        "max_retries": 1,
-        "max_retry_seconds": 2,
-        **overrides,
-    }
+    pass
 
 
 def _partitions(state: dict, stream: str) -> dict[str, dict]:
     return {p["context"]["account_label"]: p for p in state["bookmarks"][stream]["partitions"]}
 
 
-def test_two_shards_are_disjoint_and_together_complete(emulator: Emulator) -> None:
-    shards = [sync(_config(emulator, shard_count=2, shard_index=i)) for i in range(2)]
+def test_two_shards_are_disjoint_and_together_complete(many_accounts_emulator: Emulator) -> None:
+    shards = [
+        sync(accounts_config(many_accounts_emulator, shard_count=2, shard_index=i))
+        for i in range(2)
+    ]
     labels = [{r["account_label"] for r in s.records("invoices")} for s in shards]
     assert labels[0].isdisjoint(labels[1])
-    assert labels[0] | labels[1] == {f"company-{i:04d}" for i in range(ACCOUNTS)}
+    assert labels[0] | labels[1] == {f"company-{i:04d}" for i in range(MANY_ACCOUNTS)}
     assert all(shard_of(label, 2) == i for i, group in enumerate(labels) for label in group)
     for shard, group in zip(shards, labels, strict=True):
         assert set(_partitions(shard.final_state, "bills")) == group
 
 
-def test_a_single_account_state_keeps_working_as_a_list_of_one(emulator: Emulator) -> None:
-    key = sorted(emulator.settings.accounts)[3]
+def test_a_single_account_state_keeps_working_as_a_list_of_one(
+    many_accounts_emulator: Emulator,
+) -> None:
+    key = sorted(many_accounts_emulator.settings.accounts)[3]
     single = {
         "api_key": API_KEY,
         "account_key": key,
         "account_label": "company-0003",
-        "api_url": emulator.url,
+        "api_url": many_accounts_emulator.url,
         "start_date": "2020-01-01T00:00:00Z",
     }
     first = sync(single)
-    listed = {**_config(emulator), "accounts": [{"label": "company-0003", "account_key": key}]}
+    listed = {
+        **accounts_config(many_accounts_emulator),
+        "accounts": [{"label": "company-0003", "account_key": key}],
+    }
     second = sync(listed, state=first.final_state)
     # Incremental from the single-account bookmark: only the lookback's re-reads.
     assert len(second.records("invoices")) <= len(first.records("invoices"))
@@ -93,7 +70,7 @@ def test_with_many_accounts_a_state_comes_every_ten_records_an_account_at_most()
     with Emulator(
         accounts=keys, account_counts=dict.fromkeys(keys, invoices_only), counts=invoices_only
     ) as emulator:
-        result = sync(_config(emulator))
+        result = sync(accounts_config(emulator))
         truth = {i for key in keys for i in emulator.truth("invoices", account=key)}
     assert set(result.ids("invoices")) == truth
     since_state, gaps = 0, []

@@ -12,9 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
-import threading
 import typing as t
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import jsonschema
@@ -23,6 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tap_maesn_qonto.timestamps import normalize_timestamp
+from tests.support.configs import stub_config
+from tests.support.servers import BillsStub, bills_stub
 from tests.support.tap import sync
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "tap_maesn_qonto" / "schemas"
@@ -35,67 +35,18 @@ HYPOTHESIS = settings(
 )
 
 
-class StubMaesn:
-    """Serves a given list of bill records as one page; other endpoints are empty."""
-
-    def __init__(self) -> None:
-        self.bills: list[t.Any] = []
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                page = 1 if "page=1&" in self.path or self.path.endswith("page=1") else 2
-                records = (
-                    stub.bills if self.path.startswith("/accounting/bills") and page == 1 else []
-                )
-                total = len(stub.bills) if self.path.startswith("/accounting/bills") else 0
-                pagination = {"total": total, "perPage": 100, "currentPage": page, "totalPages": 1}
-                body = json.dumps(
-                    {
-                        "meta": {"warnings": [], "pagination": pagination},
-                        "data": records,
-                        "errors": None,
-                        "rawData": None,
-                    },
-                    ensure_ascii=False,
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture(scope="module")
-def stub() -> t.Iterator[StubMaesn]:
-    server = StubMaesn()
-    yield server
-    server.close()
+def stub() -> t.Iterator[BillsStub]:
+    with bills_stub() as server:
+        yield server
 
 
-def _config(stub: StubMaesn) -> dict[str, t.Any]:
+def _config(stub: BillsStub) -> dict[str, t.Any]:
     # Its detail endpoint is not a Maesn one: records are taken as listed.
-    return {
-        "api_key": "stub-api-key",
-        "account_key": "stub-account-key",
-        "api_url": stub.url,
-        "fetch_details": "never",
-    }
+    return stub_config(stub.url, fetch_details="never")
 
 
-def _emitted_bills(stub: StubMaesn, records: list[t.Any]) -> list[dict[str, t.Any]]:
+def _emitted_bills(stub: BillsStub, records: list[t.Any]) -> list[dict[str, t.Any]]:
     stub.bills = records
     return sync(_config(stub)).records("bills")
 
@@ -147,7 +98,7 @@ def _record_strategy() -> st.SearchStrategy[dict[str, t.Any]]:
 @HYPOTHESIS
 @given(records=st.lists(_record_strategy(), min_size=1, max_size=3, unique_by=lambda r: r["id"]))
 def test_any_schema_shaped_record_comes_out_valid_and_exact(
-    stub: StubMaesn, records: list[dict]
+    stub: BillsStub, records: list[dict]
 ) -> None:
     emitted = _emitted_bills(stub, records)
     assert [r["id"] for r in emitted] == [r["id"] for r in records]
@@ -190,7 +141,7 @@ HOSTILE_VALUES = st.one_of(
     ),
 )
 def test_broken_values_never_break_the_run_or_the_schema(
-    stub: StubMaesn, base: dict, breakage: dict
+    stub: BillsStub, base: dict, breakage: dict
 ) -> None:
     record = {**base, **breakage}
     emitted = _emitted_bills(stub, [record])
@@ -198,7 +149,7 @@ def test_broken_values_never_break_the_run_or_the_schema(
     _assert_schema_valid(emitted)
 
 
-def test_null_where_an_object_belongs_and_missing_keys_are_tolerated(stub: StubMaesn) -> None:
+def test_null_where_an_object_belongs_and_missing_keys_are_tolerated(stub: BillsStub) -> None:
     emitted = _emitted_bills(
         stub,
         [

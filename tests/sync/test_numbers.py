@@ -14,6 +14,7 @@ import msgspec
 from singer_sdk.singerlib.encoding.simple import SimpleSingerWriter
 
 from tap_maesn_qonto.tap import TapMaesnQonto
+from tests.support.configs import stub_config
 from tests.support.servers import bills_as_text
 from tests.support.tap import sync
 
@@ -37,10 +38,6 @@ EXACT = {
 DECIMALS = msgspec.json.Decoder(float_hook=decimal.Decimal)
 
 
-def _config(url: str, **more: t.Any) -> dict[str, t.Any]:
-    return {"api_key": "k", "account_key": "a", "api_url": url, **more}
-
-
 def test_a_writer_without_msgspec_gets_exact_decimals() -> None:
     class Collecting(SimpleSingerWriter):
         def __init__(self) -> None:
@@ -52,7 +49,7 @@ def test_a_writer_without_msgspec_gets_exact_decimals() -> None:
 
     writer = Collecting()
     with bills_as_text(b"[" + BILL + b"]") as url:
-        TapMaesnQonto(config=_config(url), message_writer=writer).sync_all()
+        TapMaesnQonto(config=stub_config(url), message_writer=writer).sync_all()
     bill = next(
         m["record"]
         for line in writer.lines
@@ -69,7 +66,7 @@ def test_stream_maps_compute_with_exact_numbers() -> None:
         "bill_line_items": {"line_total": "unitAmount * quantity"},
     }
     with bills_as_text(b"[" + BILL + b"]") as url:
-        result = sync(_config(url, stream_maps=maps))
+        result = sync(stub_config(url, stream_maps=maps))
     (bill,) = result.records("bills")
     assert str(bill["net_cents"]) == "15430.00"  # a float would say 15430.000000000002
     (row,) = result.records("bill_line_items")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The test command: lint, types, then the whole pytest suite (loopback only).
+# The test command: lint, types, then the default pytest tier (loopback only; tests/unit,
+# sync, cli and the rest; not tests/e2e, which CI runs: uv run --locked pytest -n 2 -m e2e).
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 uv run --locked ruff check .
 uv run --locked ruff format --check .
 uv run --locked mypy
-uv run --locked pytest -n 2 "$@"
+uv run --locked pytest -n 2 -m "not e2e" "$@"

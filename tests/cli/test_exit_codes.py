@@ -13,7 +13,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 import typing as t
 from pathlib import Path
@@ -22,11 +21,7 @@ import pytest
 
 from tap_maesn_qonto.emulator import Emulator
 from tests.support.configs import ACCOUNT_KEY, API_KEY, STREAM_RESOURCES, tap_config
-from tests.support.tap import (
-    SyncResult,
-    parse_messages,
-    run_cli,
-)
+from tests.support.tap import SyncResult, TapProcess, parse_messages, run_cli
 
 KEYS = (API_KEY, ACCOUNT_KEY)
 ERROR_LEVEL = re.compile(r"\| (ERROR|CRITICAL) +\|")
@@ -94,53 +89,24 @@ def _run_until_signalled(
     config: dict[str, t.Any], tmp_path: Path, signum: signal.Signals
 ) -> tuple[int, float, str, str]:
     """Start the CLI, signal it after a page of records; return code, seconds, stdout, stderr."""
-    config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(config))
-    lines: list[str] = []
-    stderr: list[str] = []
-    enough = threading.Event()
-    with subprocess.Popen(
-        [sys.executable, "-m", "tap_maesn_qonto", "--config", str(config_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as process:
+    records = 0
 
-        def read_stdout() -> None:
-            assert process.stdout is not None
-            records = 0
-            for line in process.stdout:
-                lines.append(line)
-                records += json.loads(line)["type"] == "RECORD"
-                if records >= 10:  # about a page (the tap buffers records, 64 KiB)
-                    enough.set()
-            enough.set()
+    def a_page_of_records(message: dict[str, t.Any]) -> bool:
+        nonlocal records
+        records += message["type"] == "RECORD"
+        return records >= 10  # about a page (the tap buffers records, 64 KiB)
 
-        def read_stderr() -> None:
-            assert process.stderr is not None
-            stderr.extend(process.stderr)
-
-        readers = [threading.Thread(target=f, daemon=True) for f in (read_stdout, read_stderr)]
-        for reader in readers:
-            reader.start()
+    with TapProcess(config, tmp_path) as tap:
+        assert tap.wait_for_message(a_page_of_records, 30), "no page of records within 30 s"
+        assert tap.running(), tap.stderr
+        time.sleep(0.5)  # the fetch-ahead workers are in their Retry-After wait by now
+        tap.signal(signum)
         try:
-            assert enough.wait(30), "no page of records within 30 s"
-            assert process.poll() is None, "".join(stderr)
-            time.sleep(0.5)  # the fetch-ahead workers are in their Retry-After wait by now
-            process.send_signal(signum)
-            signalled = time.monotonic()
-            try:
-                code = process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                pytest.fail(f"the tap did not stop within 20 s of {signum.name}")
-            seconds = time.monotonic() - signalled
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            for reader in readers:
-                reader.join(timeout=5)
-    return code, seconds, "".join(lines), "".join(stderr)
+            code = tap.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the tap did not stop within 20 s of {signum.name}")
+    assert tap.stop_seconds is not None
+    return code, tap.stop_seconds, tap.stdout, tap.stderr
 
 
 def _assert_resuming_reads_the_rest(
@@ -148,9 +114,7 @@ def _assert_resuming_reads_the_rest(
 ) -> None:
     """A run resumed from ``first``'s last STATE reads every invoice ``first`` did not."""
     assert first.states, "no STATE was emitted"
-    state_path = tmp_path / "state.json"
-    state_path.write_text(json.dumps(first.final_state))
-    resumed = run_cli("--state", str(state_path), config=config, tmp_path=tmp_path)
+    resumed = run_cli(config=config, tmp_path=tmp_path, state=first.final_state)
     assert resumed.returncode == 0, resumed.stderr
     second = parse_messages(resumed.stdout)
     truth = set(emulator.truth("invoices"))

@@ -50,13 +50,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
 import random
 import re
 import signal
 import subprocess
-import sys
 import time
 import typing as t
 from dataclasses import dataclass, field
@@ -67,6 +65,7 @@ import pytest
 
 from tap_maesn_qonto.emulator import Emulator, many_accounts
 from tests.support.configs import API_KEY, STREAM_RESOURCES
+from tests.support.tap import TapProcess
 from tests.support.warehouse import BadOutput, Loaded, Row, Warehouse
 
 SOAK_ROUNDS = int(os.environ.get("SOAK_ROUNDS", "7"))
@@ -443,44 +442,39 @@ class Soak:
         return config
 
     def run_tap(self, plan: Plan) -> RunResult:
-        prefix = self.workdir / f"round-{plan.number:03d}"
-        config_path = prefix.with_suffix(".config.json")
-        config_path.write_text(json.dumps(self.config(plan)))
-        argv = [sys.executable, "-m", "tap_maesn_qonto", "--config", str(config_path)]
+        state = None
         if self.state is not None:
             state = aged(self.state, days=8) if plan.week_passes else self.state
-            state_path = prefix.with_suffix(".state.json")
-            state_path.write_text(json.dumps(state))
-            argv += ["--state", str(state_path)]
-        out_path, err_path = prefix.with_suffix(".stdout"), prefix.with_suffix(".stderr")
+        stop = plan.stop
+        after_lines = stop.after_lines if stop is not None else None
         result = RunResult(None, "", "", 0.0)
-        started = time.monotonic()
-        with out_path.open("wb") as out, err_path.open("wb") as err, out_path.open("rb") as tail:
-            process = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-            lines = 0
+        with TapProcess(
+            self.config(plan),
+            self.workdir,
+            state=state,
+            name=f"round-{plan.number:03d}",
+            strict=False,  # the judge reports output a target could not load (I3)
+            signal_when=None if after_lines is None else lambda _, lines: lines >= after_lines,
+            signum=getattr(signal, stop.signal) if stop is not None else signal.SIGTERM,
+        ) as tap:
+            if stop is not None and stop.after_seconds is not None:
+                try:
+                    tap.wait(timeout=stop.after_seconds)
+                except subprocess.TimeoutExpired:
+                    tap.signal()
             try:
-                while process.poll() is None:
-                    elapsed = time.monotonic() - started
-                    if elapsed > RUN_TIMEOUT_SECONDS:
-                        result.timed_out = True
-                        process.kill()
-                        break
-                    stop = plan.stop
-                    if stop is not None and result.signal_sent is None:
-                        lines += tail.read().count(b"\n")
-                        if (stop.after_seconds is not None and elapsed >= stop.after_seconds) or (
-                            stop.after_lines is not None and lines >= stop.after_lines
-                        ):
-                            process.send_signal(getattr(signal, stop.signal))
-                            result.signal_sent = stop.signal
-                    time.sleep(0.01)
-            finally:
-                if process.poll() is None:
-                    process.kill()
-                result.exit_code = process.wait(timeout=30)
-        result.seconds = time.monotonic() - started
-        result.stdout = out_path.read_bytes().decode("utf-8", errors="replace")
-        result.stderr = err_path.read_bytes().decode("utf-8", errors="replace")
+                left = RUN_TIMEOUT_SECONDS - (time.monotonic() - tap.started)
+                result.exit_code = tap.wait(timeout=max(left, 0.0))
+            except subprocess.TimeoutExpired:
+                result.timed_out = True
+                tap.process.kill()
+                result.exit_code = tap.wait(timeout=30)
+        result.seconds = time.monotonic() - tap.started
+        result.signal_sent = stop.signal if stop is not None and tap.signalled_at else None
+        result.stdout, result.stderr = tap.raw_stdout, tap.stderr
+        prefix = self.workdir / f"round-{plan.number:03d}"  # kept with --basetemp
+        prefix.with_suffix(".stdout").write_text(result.stdout)
+        prefix.with_suffix(".stderr").write_text(result.stderr)
         return result
 
     # ---------------------------------------------------------------- invariants

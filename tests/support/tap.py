@@ -344,7 +344,10 @@ class TapProcess:
     leaving the block, a process still running is killed.
 
     A last stdout line without its newline (a run killed with SIGKILL in the middle of a
-    write) is kept apart as :attr:`torn`; every other line must be a JSON message.
+    write) is kept apart as :attr:`torn`; every other line must be a JSON message, unless
+    ``strict`` is off (a judge that reports bad output itself: such a line is kept in
+    :attr:`lines`, and ``signal_when`` sees it as ``{}``). ``signal_when`` gets each
+    message and the number of stdout lines so far.
     """
 
     def __init__(
@@ -359,6 +362,7 @@ class TapProcess:
         signal_on_log: str | Callable[[str, int], bool] | None = None,
         signum: signals.Signals = signals.SIGTERM,
         read_stdout: bool = True,
+        strict: bool = True,
     ) -> None:
         self.argv = tap_argv("--config", _write_json(tmp_path, f"{name}-config.json", config))
         if state is not None:
@@ -368,6 +372,7 @@ class TapProcess:
         self.signal_on_log = signal_on_log
         self.signum = signum
         self.read_stdout = read_stdout
+        self.strict = strict
         self.lines: list[str] = []
         self.messages: list[dict[str, t.Any]] = []
         self.torn = ""
@@ -377,6 +382,8 @@ class TapProcess:
         self.signalled_at: float | None = None
         #: Whether the process was still running when the signal went out.
         self.signalled_running = False
+        #: How many stdout lines had been read when the signal went out.
+        self.lines_at_signal: int | None = None
         self.exited_at: float | None = None
         self._changed = threading.Condition()
         self._readers: list[threading.Thread] = []
@@ -424,6 +431,7 @@ class TapProcess:
             if self.signalled_at is not None:
                 return
             self.signalled_running = self.process.poll() is None
+            self.lines_at_signal = len(self.lines)
             self.process.send_signal(signum or self.signum)
             self.signalled_at = time.monotonic()
 
@@ -445,13 +453,20 @@ class TapProcess:
             if not line.endswith("\n"):
                 self.torn = line
                 break
-            message = json.loads(line)
+            try:
+                message = json.loads(line)
+            except ValueError:
+                if self.strict:
+                    raise
+                message = {}
             with self._changed:
                 self.lines.append(line)
-                self.messages.append(message)
+                if message:
+                    self.messages.append(message)
                 self.last_line_at = time.monotonic()
+                count = len(self.lines)
                 self._changed.notify_all()
-            if self.signal_when is not None and self.signal_when(message, len(self.messages)):
+            if self.signal_when is not None and self.signal_when(message, count):
                 self.signal()
         with self._changed:
             self._changed.notify_all()
@@ -506,6 +521,11 @@ class TapProcess:
     @property
     def stdout(self) -> str:
         return "".join(self.lines)
+
+    @property
+    def raw_stdout(self) -> str:
+        """Everything written to stdout, a last line cut short included."""
+        return "".join(self.lines) + self.torn
 
     @property
     def stderr(self) -> str:

@@ -8,27 +8,12 @@ zero, a timestamp stored as local wall time, a lost or reordered line item, dupl
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 from tap_maesn_qonto.emulator import Emulator
+from tests.support import warehouse_check as check_warehouse
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-check_warehouse = _script("check_warehouse")
 
 
 def test_truth_is_read_from_a_running_emulator_over_http() -> None:

@@ -8,32 +8,19 @@ zero, a timestamp stored as local wall time, a lost or reordered line item, dupl
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 import typing as t
 from copy import deepcopy
 from decimal import Decimal
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from tests.support import warehouse_check as check_warehouse
+
 ROOT = Path(__file__).resolve().parents[2]
 
-
-def _script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-check_warehouse = _script("check_warehouse")
 
 SERVED: dict[str, t.Any] = {
     "id": "inv-1",

@@ -1,7 +1,10 @@
-"""Run every reliability scenario against the Maesn emulator and print one table.
+"""Every reliability scenario against the Maesn emulator: nothing lost, nothing doubled.
 
-    uv run python scripts/reliability_report.py          # full: >= 20 000 records per scenario
-    uv run python scripts/reliability_report.py --quick  # reduced, as the test suite runs it
+The e2e tier runs each scenario at reduced size (1 200 records); the README's table comes
+from the full size, printed by tests/e2e/reliability.py:
+
+    uv run --locked python -m tests.e2e.reliability          # full: >= 20 000 records each
+    uv run --locked python -m tests.e2e.reliability --quick  # reduced, as the tests run them
 
 Each scenario runs the real tap CLI (``python -m tap_maesn_qonto``) as a subprocess
 against an in-process emulator, possibly several times (a follow-up incremental run,
@@ -19,28 +22,23 @@ with the emulator's truth at the end:
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import random
 import re
 import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-import typing as t
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import pytest
 
 from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.timestamps import normalize_timestamp
+from tests.support.configs import tap_config
+from tests.support.tap import TapProcess
 
 #: The streams read from Maesn (their line-item streams are checked in tests/).
 PARENT_STREAMS = frozenset({"invoices", "bills", "booking_proposals"})
@@ -91,57 +89,40 @@ def run_tap(
     """Run the tap CLI; optionally send it a signal after that many RECORD messages, or
     once a log line contains ``kill_on_log``.
 
-    With ``emulator``, the truth right after the run is kept for the bookmark check.
+    After a SIGKILL, only what was read before the signal counts. With ``emulator``, the
+    truth right after the run is kept for the bookmark check.
     """
-    config_path = workdir / "config.json"
-    config_path.write_text(json.dumps(config))
-    argv = [sys.executable, "-m", "tap_maesn_qonto", "--config", str(config_path)]
-    if state is not None:
-        state_path = workdir / "state.json"
-        state_path.write_text(json.dumps(state))
-        argv += ["--state", str(state_path)]
+    parents = 0
+
+    def enough_records(message: dict[str, Any], _: int) -> bool:
+        nonlocal parents
+        parents += message.get("type") == "RECORD" and message.get("stream") in PARENT_STREAMS
+        return kill_after_records is not None and parents == kill_after_records
+
     run = TapRun()
-    started = time.monotonic()
-    signalled: list[float] = []
-    stderr_lines: list[str] = []
-    with subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    ) as process:
-        assert process.stdout is not None
-        assert process.stderr is not None
-
-        def signal_once() -> None:
-            if not signalled:
-                process.send_signal(kill_signal)
-                signalled.append(time.monotonic())
-
-        def read_stderr(stream: t.IO[str]) -> None:
-            for line in stream:
-                stderr_lines.append(line)
-                if kill_on_log is not None and kill_on_log in line:
-                    signal_once()
-
-        reader = threading.Thread(target=read_stderr, args=(process.stderr,), daemon=True)
-        reader.start()
-        for line in process.stdout:
-            message = json.loads(line)
-            if message["type"] == "RECORD" and message["stream"] in PARENT_STREAMS:
-                record = message["record"]
-                run.records.append((message["stream"], record["id"], record["updatedDate"]))
-                if kill_after_records is not None and len(run.records) == kill_after_records:
-                    signal_once()
-                    if kill_signal == signal.SIGKILL:
-                        break
-            elif message["type"] == "STATE":
-                run.last_state = message["value"]
-        process.wait()
-        reader.join(timeout=10)
-        if signalled:
-            run.stop_seconds = time.monotonic() - signalled[0]
-        run.exit_code = process.returncode
-    run.stderr = "".join(stderr_lines)
+    with TapProcess(
+        config,
+        workdir,
+        state=state,
+        signal_when=enough_records,
+        signal_on_log=kill_on_log,
+        signum=kill_signal,
+    ) as tap:
+        run.exit_code = tap.wait(timeout=600)
+    read = tap.messages
+    if kill_signal == signal.SIGKILL and tap.lines_at_signal is not None:
+        read = read[: tap.lines_at_signal]
+    for message in read:
+        if message["type"] == "RECORD" and message["stream"] in PARENT_STREAMS:
+            record = message["record"]
+            run.records.append((message["stream"], record["id"], record["updatedDate"]))
+        elif message["type"] == "STATE":
+            run.last_state = message["value"]
+    run.stop_seconds = tap.stop_seconds
+    run.stderr = tap.stderr
     (workdir / "stderr.log").write_text(run.stderr)
-    run.seconds = time.monotonic() - started
+    assert tap.exited_at is not None
+    run.seconds = tap.exited_at - tap.started
     run.retries = len(RETRY_LINE.findall(run.stderr))
     if emulator is not None:
         run.versions_after = versions(emulator)
@@ -235,16 +216,30 @@ def stop_after_burst(emulator: Emulator, requests: int) -> None:
 
 
 def config_for(emulator: Emulator, **overrides: object) -> dict:
-    """A config for ``emulator``; an override of None removes that setting."""
-    config = {
-        "api_key": "emulator-api-key",
-        "account_key": "emulator-account-qonto",
-        "api_url": emulator.url,
-        "start_date": "2020-01-01T00:00:00Z",
-        "max_retry_seconds": 60,
-        **overrides,
-    }
-    return {name: value for name, value in config.items() if value is not None}
+    """A config for ``emulator``, a minute of retries; an override of None removes that setting."""
+    return tap_config(emulator, **{"max_retry_seconds": 60, **overrides})
+
+
+#: The scenarios' test ids, in the order of :meth:`Scenarios.all` (and of the report).
+NAMES = [
+    "clean",
+    "burst_then_quiet",
+    "updates_creates",
+    "deletes",
+    "ignored_order",
+    "ignored_filter_and_order",
+    "old_records_edited_and_deleted",
+    "edits_all_run_long_whole_list",
+    "lagging_server_clock",
+    "faults",
+    "transient_4xx",
+    "sigkill",
+    "sigterm",
+    "never_clears",
+    "past_last_page",
+    "broken_page_then_resume",
+    "not_maesn",
+]
 
 
 class Scenarios:
@@ -508,94 +503,61 @@ class Scenarios:
             outcome.result = "PASS" if run.exit_code == 1 and said else "FAIL"
             return outcome
 
-    def all(self) -> list[Callable[[], Outcome]]:
-        return [
-            self.clean,
-            lambda: self.changes_while_paging(
-                "burst of changes, then quiet", {"update": 3, "create": 2, "delete": 2}, 60
-            ),
-            lambda: self.changes_while_paging(
-                "updates+creates while paging", {"update": 5, "create": 2}
-            ),
-            lambda: self.changes_while_paging(
-                "deletes while paging", {"update": 2, "create": 1, "delete": 2}
-            ),
-            lambda: self.changes_while_paging(
-                "changes, server ignores order",
-                {"update": 3, "create": 2, "delete": 2},
-                honor_ordering=False,
-            ),
-            self.ignored_filter_and_order,
-            lambda: self.changes_while_paging(
-                "old records edited + others deleted (filtered)",
-                {"update": 10, "delete": 5},
-            ),
-            lambda: self.changes_while_paging(
-                "edits all run long, whole-list read",
-                {"update": 3, "create": 1, "delete": 1},
-                config_overrides={"start_date": None},
-            ),
-            self.lagging_server_clock,
-            self.faults,
-            self.transient_4xx,
-            self.sigkill,
-            self.sigterm,
-            self.never_clears,
-            self.past_last_page,
-            self.broken_page_then_resume,
-            self.not_maesn,
-        ]
+    def all(self) -> dict[str, Callable[[], Outcome]]:
+        """Every scenario, by its test id, in the report's order."""
+        return dict(
+            zip(
+                NAMES,
+                [
+                    self.clean,
+                    lambda: self.changes_while_paging(
+                        "burst of changes, then quiet", {"update": 3, "create": 2, "delete": 2}, 60
+                    ),
+                    lambda: self.changes_while_paging(
+                        "updates+creates while paging", {"update": 5, "create": 2}
+                    ),
+                    lambda: self.changes_while_paging(
+                        "deletes while paging", {"update": 2, "create": 1, "delete": 2}
+                    ),
+                    lambda: self.changes_while_paging(
+                        "changes, server ignores order",
+                        {"update": 3, "create": 2, "delete": 2},
+                        honor_ordering=False,
+                    ),
+                    self.ignored_filter_and_order,
+                    lambda: self.changes_while_paging(
+                        "old records edited + others deleted (filtered)",
+                        {"update": 10, "delete": 5},
+                    ),
+                    lambda: self.changes_while_paging(
+                        "edits all run long, whole-list read",
+                        {"update": 3, "create": 1, "delete": 1},
+                        config_overrides={"start_date": None},
+                    ),
+                    self.lagging_server_clock,
+                    self.faults,
+                    self.transient_4xx,
+                    self.sigkill,
+                    self.sigterm,
+                    self.never_clears,
+                    self.past_last_page,
+                    self.broken_page_then_resume,
+                    self.not_maesn,
+                ],
+                strict=True,
+            )
+        )
 
 
-def print_table(outcomes: list[Outcome]) -> None:
-    header = (
-        "scenario",
-        "records expected",
-        "distinct received",
-        "lost",
-        "duplicates",
-        "stale",
-        "retries",
-        "result",
-    )
-    rows = [
-        (o.scenario, o.expected, o.received, o.lost, o.duplicates, o.stale, o.retries, o.result)
-        for o in outcomes
-    ]
-    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows, strict=True)]
-    line = " | ".join(f"{{:<{w}}}" for w in widths)
-    print(line.format(*header))
-    print("-+-".join("-" * w for w in widths))
-    for row in rows:
-        print(line.format(*row))
-    for outcome in outcomes:
-        if outcome.note:
-            print(f"  {outcome.scenario}: {outcome.note}")
+QUICK_SIZE = 1200  # records per scenario in the test tier (the report's full size: 20 000)
 
 
-def run_report(*, quick: bool, seed: int = 7) -> list[Outcome]:
-    size = 1200 if quick else 20000
-    with tempfile.TemporaryDirectory() as tmp:
-        scenarios = Scenarios(size, Path(tmp), random.Random(seed))
-        return [scenario() for scenario in scenarios.all()]
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="small data sizes (the test suite's run)"
-    )
-    parser.add_argument("--seed", type=int, default=7, help="seed for the random kill points")
-    args = parser.parse_args()
-    os.environ.setdefault("TAP_MAESN_QONTO_LOGLEVEL", "info")
-    started = time.monotonic()
-    outcomes = run_report(quick=args.quick, seed=args.seed)
-    print_table(outcomes)
-    print(f"\n{len(outcomes)} scenarios in {time.monotonic() - started:.0f} s")
-    return 0 if all(o.result == "PASS" for o in outcomes) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+@pytest.mark.parametrize("name", NAMES)
+def test_scenario_loses_nothing_and_duplicates_nothing(tmp_path: Path, name: str) -> None:
+    seed = 7 + NAMES.index(name)
+    outcome = Scenarios(QUICK_SIZE, tmp_path, random.Random(seed)).all()[name]()  # noqa: S311
+    assert outcome.lost == 0, outcome
+    assert outcome.duplicates == 0, outcome
+    assert outcome.stale == 0, outcome
+    assert outcome.received == outcome.expected, outcome
+    assert outcome.result == "PASS", outcome

@@ -1,17 +1,17 @@
 """Beyond one machine, end to end: Dagster runs the shards, Meltano keeps state in S3,
 and the reconcile job retires in PostgreSQL what was deleted at the source.
 
-    uv run --locked python scripts/orchestration_e2e.py [--accounts 200] [--shards 2] [--keep]
-        [--deletion-accounts 40] [--deletions-only]
+    uv run --locked pytest -m e2e tests/e2e/test_orchestration.py -rP [--basetemp DIR]
 
-Run by .ci/run (step 5). Everything it needs it installs and starts itself, on
-127.0.0.1 only, and stops when it exits, whatever happens:
+In the e2e tier (.ci/run). Everything it needs it installs and starts itself, on
+127.0.0.1 only, and stops when it ends, whatever happens:
 
 * Meltano with S3 support (``meltano[s3]``), Dagster and moto's S3 server, each in its own
   cached uv tool environment (nothing is added to the tap's lock);
 * moto's S3 server as Meltano's state backend (``MELTANO_STATE_BACKEND_URI=s3://…`` with
   ``MELTANO_STATE_BACKEND_S3_ENDPOINT_URL``), and the Maesn emulator serving 200 accounts;
-* a PostgreSQL server (scripts/pg_server.py) for target-postgres, in runs 3-5;
+* a PostgreSQL server (the ``postgres`` fixture, tests/support/pg.py) for target-postgres,
+  in runs 3-5;
 * the Dagster job of ``orchestration/dagster/definitions.py``, executed for real by
   ``dagster job execute`` with the multiprocess executor: one step per shard, in parallel,
   each a ``meltano run --state-id-suffix=shard-<i> tap-maesn-qonto target-jsonl`` (one
@@ -52,43 +52,49 @@ the reconcile's version, above every shard's, and for every shard the retired ro
 exactly those gone at the source (deleted records, their lines, the removed lines, the moved
 bills), all retired after run 5 started: no row that still exists was retired, in any shard.
 
-Prints one line per check, a PASS/FAIL summary and its own run time; exits 1 on a failure.
+Prints one line per check (``-rP`` shows them), a PASS/FAIL summary and its own run time;
+fails listing every failed check. ``ORCHESTRATION_ACCOUNTS`` and ``ORCHESTRATION_SHARDS``
+change the 200 accounts and 2 shards.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as dt
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import time
+import typing as t
 import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+import pytest
 
-import meltano_e2e  # noqa: E402
-import pg_server  # noqa: E402
+from tap_maesn_qonto.accounts import shard_of
+from tap_maesn_qonto.emulator import Emulator, many_accounts
+from tap_maesn_qonto.timestamps import parse_timestamp
+from tests.support import pg
+from tests.support.meltano import PROJECT_GROUP
+from tests.support.tap import REPO_ROOT
+from tests.support.tools import tool_python
 
-from tap_maesn_qonto.accounts import shard_of  # noqa: E402
-from tap_maesn_qonto.emulator import Emulator, many_accounts  # noqa: E402
-from tap_maesn_qonto.timestamps import parse_timestamp  # noqa: E402
+if t.TYPE_CHECKING:
+    from tests.e2e.conftest import Postgres
 
-# The tools, each in its own cached uv tool environment. Meltano: the quick start's pin.
+pytestmark = pytest.mark.xdist_group(PROJECT_GROUP)
+
+ROOT = REPO_ROOT
+# The tools, each in its own cached uv tool environment. Meltano: the quick start's pin,
+# with S3 support.
 MELTANO = "meltano[s3]==4.4.1"
 DAGSTER = "dagster==1.13.28"
 MOTO = "moto[server]==5.2.5"
@@ -223,37 +229,6 @@ def check(condition: object, message: str) -> None:
         raise CheckFailed(message)
 
 
-def uv() -> list[str]:
-    return ["uv"] if shutil.which("uv") else [sys.executable, "-m", "uv"]
-
-
-def tool_python(requirement: str) -> tuple[str, float]:
-    """The Python of uv's cached tool environment for ``requirement``, and seconds it took."""
-    started = time.monotonic()
-    script = "import sys; print(sys.executable)"
-    for offline in (["--offline"], []):  # offline first: no index request once cached
-        done = subprocess.run(
-            [
-                *uv(),
-                "tool",
-                "run",
-                "--quiet",
-                *offline,
-                "--from",
-                requirement,
-                "python",
-                "-c",
-                script,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode == 0:
-            return done.stdout.strip(), time.monotonic() - started
-    raise RuntimeError(f"cannot install {requirement}: {done.stderr[-2000:]}")
-
-
 def base_env() -> dict[str, str]:
     """This environment, less PYTHONDONTWRITEBYTECODE: bytecode is written once into the tool
     environments (as the quick start does), instead of every Dagster and Meltano module being
@@ -384,7 +359,7 @@ class Row:
     updated: str  # a parent's updatedDate as an instant; "" for a line
 
 
-def warehouse(pg: pg_server.Server) -> dict[str, dict[Key, Row]]:
+def warehouse(pg: pg.Server) -> dict[str, dict[Key, Row]]:
     """Every row of the six tables, live or retired, by key."""
     tables: dict[str, dict[Key, Row]] = {}
     for table in TABLES:
@@ -431,7 +406,7 @@ def live(rows: dict[Key, Row]) -> dict[Key, str]:
 
 
 class Harness:
-    def __init__(self, args: argparse.Namespace, work: Path, stack: contextlib.ExitStack) -> None:
+    def __init__(self, args: Options, work: Path, stack: contextlib.ExitStack) -> None:
         self.args, self.work, self.stack = args, work, stack
         self.results: list[tuple[bool, str]] = []
         self.installs: dict[str, float] = {}
@@ -491,16 +466,9 @@ class Harness:
             + ", ".join(f"{shard}: {sizes[shard]} accounts" for shard in sorted(sizes))
         )
 
-    def start_postgres(self) -> None:
-        started = time.monotonic()
-        self.pg = pg_server.Server(meltano_e2e.default_pg_bin_dir())
-        self.stack.callback(self.pg.stop)
-        self.pg.start()
-        version = self.pg.psql("show server_version").split()[0]
-        print(
-            f"PostgreSQL {version} at 127.0.0.1:{self.pg.port}, schema {SCHEMA} "
-            f"({time.monotonic() - started:.1f} s)"
-        )
+    def use_postgres(self, postgres: Postgres) -> None:
+        self.pg = postgres.server
+        print(f"PostgreSQL {postgres.version} at 127.0.0.1:{self.pg.port}, schema {SCHEMA}")
 
     def environment(self) -> dict[str, str]:
         """What the deployment puts in the Dagster process's environment: secrets included."""
@@ -1189,55 +1157,35 @@ def stop_group(process: subprocess.Popen[Any]) -> None:
     process.wait()
 
 
-@contextlib.contextmanager
-def workdir(keep: bool) -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="orchestration-e2e-"))
-    try:
-        yield path
-    finally:
-        if keep:
-            print(f"kept {path}")
-        else:
-            shutil.rmtree(path, ignore_errors=True)
+@dataclass
+class Options:
+    """What the script's command line chose: the size of the deployment."""
+
+    accounts: int = int(os.environ.get("ORCHESTRATION_ACCOUNTS", "200"))
+    shards: int = int(os.environ.get("ORCHESTRATION_SHARDS", "2"))
+    #: The accounts of the PostgreSQL deployment (runs 3-5): the first of ``accounts``.
+    deletion_accounts: int = 40
+    deletions_only: bool = False
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--accounts", type=int, default=200)
-    parser.add_argument("--shards", type=int, default=2)
-    parser.add_argument(
-        "--deletion-accounts",
-        type=int,
-        default=40,
-        help="accounts of the PostgreSQL deployment (runs 3-5): the first of --accounts",
-    )
-    parser.add_argument("--deletions-only", action="store_true", help="runs 3-5 only")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory")
-    args = parser.parse_args()
+def test_shards_with_state_in_s3_and_the_reconcile_lose_nothing_and_retire_only_the_deleted(
+    postgres: Postgres, tmp_path: Path
+) -> None:
     started = time.monotonic()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up on a CI cancel too
-    with workdir(args.keep) as work, contextlib.ExitStack() as stack:
-        harness = Harness(args, work, stack)
-        try:
-            harness.install_tools()
-            harness.start_s3()
-            harness.start_emulator()
-            harness.start_postgres()
-            harness.install_plugins()
-            harness.scenario()
-        except (CheckFailed, subprocess.SubprocessError, RuntimeError, OSError) as problem:
-            harness.results.append((False, f"setup: {problem}"))
-            print(f"FAIL  {problem}")
+    with contextlib.ExitStack() as stack:
+        harness = Harness(Options(), tmp_path, stack)
+        harness.install_tools()
+        harness.start_s3()
+        harness.start_emulator()
+        harness.use_postgres(postgres)
+        harness.install_plugins()
+        harness.scenario()
     failed = [line for ok, line in harness.results if not ok]
     passed = len(harness.results) - len(failed)
-    seconds = time.monotonic() - started
     installs = " + ".join(f"{what} {s:.1f} s" for what, s in harness.installs.items())
     print(
         f"orchestration e2e: {'PASS' if not failed else 'FAIL'}: {passed} passed, "
-        f"{len(failed)} failed in {seconds:.0f} s (installs: {installs or 'none'})"
+        f"{len(failed)} failed in {time.monotonic() - started:.0f} s "
+        f"(installs: {installs or 'none'})"
     )
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    assert not failed, "\n".join(failed)

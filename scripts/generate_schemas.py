@@ -3,6 +3,7 @@
 Usage:
     python scripts/generate_schemas.py          # write tap_maesn_qonto/schemas/*.json
     python scripts/generate_schemas.py --check  # exit 1 + diff if a file is stale
+    ... --schemas-dir DIR                       # write or check DIR instead (the tests)
 
 singer-sdk's ``OpenAPISchema`` resolves every ``$ref`` and normalizes the OpenAPI
 dialect (nullable, enum); two small subclasses fix what it gets wrong for this spec
@@ -337,12 +338,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="write nothing; exit 1 and print a diff if a committed schema is stale",
     )
+    parser.add_argument(
+        "--schemas-dir",
+        type=Path,
+        default=SCHEMAS_DIR,
+        help=f"where the schema files are (default: {display_path(SCHEMAS_DIR)})",
+    )
     args = parser.parse_args(argv)
     schemas = build_schemas(SPEC_PATH)
     if not args.check:
-        write_schemas(schemas)
+        write_schemas(schemas, args.schemas_dir)
         return 0
-    if diff := diff_schemas(schemas):
+    if diff := diff_schemas(schemas, args.schemas_dir):
         sys.stdout.write(diff)
         print("\nSchemas are stale: run `python scripts/generate_schemas.py`.")
         return 1

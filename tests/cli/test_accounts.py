@@ -31,6 +31,7 @@ def _partitions(state: dict, stream: str) -> dict[str, dict]:
     return {p["context"]["account_label"]: p for p in state["bookmarks"][stream]["partitions"]}
 
 
+@pytest.mark.e2e  # slow: two runs over 200 accounts
 def test_every_healthy_account_is_complete_and_failures_are_isolated_and_named(
     many_accounts_emulator: Emulator, tmp_path: Path
 ) -> None:
@@ -43,6 +44,7 @@ def test_every_healthy_account_is_complete_and_failures_are_isolated_and_named(
             config=accounts_config(many_accounts_emulator),
             tmp_path=tmp_path,
             env={"TAP_MAESN_QONTO_LOGLEVEL": "debug"},
+            quick_retries=True,
         )
     finally:
         many_accounts_emulator.configure(failing_accounts={})
@@ -79,6 +81,7 @@ def test_every_healthy_account_is_complete_and_failures_are_isolated_and_named(
         str(state_path),
         config=accounts_config(many_accounts_emulator),
         tmp_path=tmp_path,
+        quick_retries=True,
     )
     assert again.returncode == 0, again.stderr[-2000:]
     second = parse_messages(again.stdout)

@@ -94,6 +94,7 @@ def test_no_secret_appears_anywhere_even_at_debug_level(tmp_path: Path, fault: s
             config=config,
             tmp_path=tmp_path,
             env={"TAP_MAESN_QONTO_LOGLEVEL": "debug"},
+            quick_retries=True,
         )
     assert "DEBUG" in result.stderr
     for secret in SECRETS:
@@ -132,10 +133,12 @@ def test_a_cut_off_body_is_retried_and_fatal_only_when_it_persists(
 ) -> None:
     with Emulator(counts=_counts(5)) as emulator:
         emulator.fail_next(kind, count=1, resource="invoices")
-        once = run_cli(config=tap_config(emulator), tmp_path=tmp_path)
+        once = run_cli(config=tap_config(emulator), tmp_path=tmp_path, quick_retries=True)
         truth = set(emulator.truth("invoices"))
         emulator.fail_next(kind, count=1000, resource="invoices")
-        always = run_cli(config=tap_config(emulator, max_retries=2), tmp_path=tmp_path)
+        always = run_cli(
+            config=tap_config(emulator, max_retries=2), tmp_path=tmp_path, quick_retries=True
+        )
     assert once.returncode == 0, once.stderr
     assert set(parse_messages(once.stdout).ids("invoices")) == truth
     assert always.returncode == 1
@@ -146,7 +149,7 @@ def test_an_endpoint_missing_for_the_target_system_fails_its_reads_only(tmp_path
     # Maesn documents all three for Qonto: a missing one is not "nothing to read", so
     # the run ends non-zero, naming it, after reading every other stream.
     with Emulator(counts=_counts(12), unsupported=["bookingProposals"]) as emulator:
-        result = run_cli(config=tap_config(emulator), tmp_path=tmp_path)
+        result = run_cli(config=tap_config(emulator), tmp_path=tmp_path, quick_retries=True)
         truth_invoices = set(emulator.truth("invoices"))
     assert result.returncode == 1, result.stderr
     _assert_one_clear_error(
@@ -184,7 +187,7 @@ def test_a_fault_that_never_clears_gives_up_in_bounded_time(tmp_path: Path) -> N
     with Emulator(counts=_counts(30), fail_always="503") as emulator:
         config = tap_config(emulator, max_retries=3, max_retry_seconds=5)
         started = time.monotonic()
-        result = run_cli(config=config, tmp_path=tmp_path)
+        result = run_cli(config=config, tmp_path=tmp_path, quick_retries=True)
         elapsed = time.monotonic() - started
     assert result.returncode == 1
     assert elapsed < 30
@@ -264,7 +267,22 @@ WRONG_TYPES = {
 }
 
 
-@pytest.mark.parametrize(("setting", "value"), WRONG_TYPES.items(), ids=list(WRONG_TYPES))
+#: The default tier's share of the sweep below (one of each kind of mistake); e2e: all.
+WRONG_TYPES_QUICK = {"api_key", "sandbox", "start_date", "page_size", "max_retries"}
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        pytest.param(
+            setting,
+            value,
+            id=setting,
+            marks=() if setting in WRONG_TYPES_QUICK else pytest.mark.e2e,
+        )
+        for setting, value in WRONG_TYPES.items()
+    ],
+)
 def test_every_setting_of_the_wrong_type_is_named(
     tmp_path: Path, setting: str, value: object
 ) -> None:

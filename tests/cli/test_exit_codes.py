@@ -144,6 +144,7 @@ def test_a_signal_stops_the_tap_at_once_with_its_exit_code_and_a_resumable_state
         _assert_resuming_reads_the_rest(first, config, tmp_path, emulator)
 
 
+@pytest.mark.e2e  # slow: the target lags 3 s, by design
 def test_a_signal_while_the_target_lags_leaves_only_whole_messages(tmp_path: Path) -> None:
     """A signal that lands while stdout is full (a slow target) never cuts a message.
 

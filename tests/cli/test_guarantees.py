@@ -161,7 +161,7 @@ def test_a_404_on_a_bookmarked_partitions_first_request_is_transient_and_never_s
             labels = {"default": labels["alpha"]}
             config = config_for(emulator, account_key=labels["default"])
             state = state_of(partition("default", bookmark=EARLY))
-        run = run_tap(config, tmp_path, state=state)
+        run = run_tap(config, tmp_path, state=state, quick_retries=True)
         faults = emulator.stats()["faults"]
         if not persistent:
             assert faults == {"404": 1}
@@ -336,7 +336,11 @@ def test_line_items_omitted_by_lists_are_written_from_details_or_the_run_fails(
         if case == "detail_keeps_failing":
             record_id = next(i for i, r in emulator.truth("invoices").items() if r["lineItems"])
             emulator.configure(failing_details={record_id: "500"})
-            run = run_tap(config_for(emulator, max_retries=2, max_retry_seconds=2), tmp_path)
+            run = run_tap(
+                config_for(emulator, max_retries=2, max_retry_seconds=2),
+                tmp_path,
+                quick_retries=True,
+            )
             emitted = [r for r in run.messages.records("invoices") if r["id"] == record_id]
             assert all(r["lineItems"] is not None for r in emitted), "emitted with null lines"
             assert run.code != 0, "exit 0 although one record's detail never answered"
@@ -699,7 +703,7 @@ def test_a_422_409_or_410_on_a_first_request_is_retried_and_a_persistent_one_fai
         else:  # one request at a time: the fault hits beta's very first invoices request
             emulator.fail_next(status, resource="invoices", account=labels["beta"])
             config = with_accounts(config_for(emulator, max_concurrency=1), labels)
-        run = run_tap(config, tmp_path)
+        run = run_tap(config, tmp_path, quick_retries=True)
         if not persistent:
             assert emulator.stats()["faults"] == {status: 1}
             assert run.code == 0, run.stderr[-3000:]
@@ -728,7 +732,7 @@ def test_an_account_whose_endpoints_answer_404_fails_alone_and_is_named(tmp_path
     with Emulator(
         accounts=keys, counts=only(invoices=20, bills=6), failing_accounts={labels["beta"]: "404"}
     ) as emulator:
-        run = run_tap(with_accounts(config_for(emulator), labels), tmp_path)
+        run = run_tap(with_accounts(config_for(emulator), labels), tmp_path, quick_retries=True)
         assert run.code != 0, "exit 0 although beta read nothing"
         assert_complete(run, emulator, {"alpha": labels["alpha"]})
     run.assert_no_traceback()
@@ -863,7 +867,12 @@ def _seconds_from_last_message_to_exit(
 
 
 @pytest.mark.parametrize(
-    "case", ["unneeded_probe_in_flight", "account_failed_early", "trickling_answer"]
+    "case",
+    [
+        "unneeded_probe_in_flight",
+        "account_failed_early",
+        pytest.param("trickling_answer", marks=pytest.mark.e2e),  # slow: a 2 s timeout, twice
+    ],
 )
 def test_a_run_never_waits_on_requests_it_no_longer_needs_nor_on_a_trickling_answer(
     tmp_path: Path, case: str

@@ -111,7 +111,7 @@ def test_a_404_that_persists_mid_stream_fails_without_advancing_the_state(
     with Emulator(counts=_invoices(203)) as emulator:
         emulator.fail_next("404", count=1000, resource="invoices", page=3)
         config = _whole_list(tap_config(emulator, page_size=20, max_concurrency=1))
-        result = run_cli(config=config, tmp_path=tmp_path)
+        result = run_cli(config=config, tmp_path=tmp_path, quick_retries=True)
         truth = emulator.truth("invoices")
     assert result.returncode == 1, result.stderr
     _assert_one_clear_error(result.stderr, "/accounting/invoices (page 3)", "404")
@@ -134,7 +134,7 @@ def test_a_422_that_persists_within_the_reported_pages_is_fatal(tmp_path: Path) 
     with Emulator(counts=_invoices(60)) as emulator:
         emulator.fail_next("422", count=1000, resource="invoices", page=3)
         config = _whole_list(tap_config(emulator, page_size=10, max_concurrency=1))
-        result = run_cli(config=config, tmp_path=tmp_path)
+        result = run_cli(config=config, tmp_path=tmp_path, quick_retries=True)
     assert result.returncode == 1, result.stderr
     _assert_one_clear_error(result.stderr, "/accounting/invoices (page 3)", "422")
     _assert_no_key_leaked(result.stdout, result.stderr)
@@ -145,7 +145,7 @@ def test_a_200_carrying_errors_every_time_is_fatal(tmp_path: Path) -> None:
     with Emulator(counts=_invoices(20)) as emulator:
         emulator.fail_next("errors_200", count=1000, resource="invoices")
         config = tap_config(emulator, page_size=5, max_retries=2)
-        result = run_cli(config=config, tmp_path=tmp_path)
+        result = run_cli(config=config, tmp_path=tmp_path, quick_retries=True)
     assert result.returncode == 1, result.stderr
     _assert_one_clear_error(result.stderr, "/accounting/invoices", "after 3 attempts")
     _assert_no_key_leaked(result.stdout, result.stderr)
@@ -232,6 +232,7 @@ def test_a_redirect_to_another_host_never_carries_the_keys(tmp_path: Path) -> No
 # --- item 16: the give-up message counts the attempts made -----------------------------------
 
 
+@pytest.mark.e2e  # slow: 3 s of real backoff per stream, by design
 def test_the_give_up_message_counts_the_attempts_really_made(tmp_path: Path) -> None:
     # issue 9, item 16
     with Emulator(counts=_counts(10), fail_always="503") as emulator:

@@ -5,7 +5,8 @@ found, and the four ways) reaches the tap, run as the settings probe (the real c
 line, recording what it was built with), as bool, int or float, in a short sync against
 the emulator. A value of the right form but wrong content (``"abc"`` for an integer) stops
 the tap with one line naming the setting, no traceback. Ways 3 and 4, through Meltano:
-tests/e2e/test_settings_meltano.py.
+tests/e2e/test_settings_meltano.py. The default tier gives one setting of each JSON type
+each way (``REPRESENTATIVES``); the e2e tier every one.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tests.support.settings import (
     SCALARS,
     as_text,
     clean_env,
+    every_scalar,
     expected,
     sample,
     write_probe,
@@ -87,7 +89,7 @@ def _assert_one_error_naming(result: subprocess.CompletedProcess[str], name: str
 # --------------------------------------------------------------------------- 1. JSON file
 
 
-@pytest.mark.parametrize("name", sorted(SCALARS))
+@pytest.mark.parametrize("name", every_scalar())
 def test_a_json_config_file_gives_the_python_type(
     name: str, probe: Path, emulator: Emulator, tmp_path: Path
 ) -> None:
@@ -143,7 +145,7 @@ def _env_config(emulator: Emulator, **settings: t.Any) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("name", sorted(SCALARS))
+@pytest.mark.parametrize("name", every_scalar())
 def test_an_environment_variable_gives_the_python_type(
     name: str, probe: Path, emulator: Emulator, tmp_path: Path
 ) -> None:
@@ -156,7 +158,7 @@ def test_an_environment_variable_gives_the_python_type(
     assert '"type":"RECORD"' in result.stdout.replace(" ", "")
 
 
-@pytest.mark.parametrize("name", sorted(SCALARS))
+@pytest.mark.parametrize("name", every_scalar())
 def test_a_bad_environment_value_is_named_in_one_line(
     name: str, probe: Path, emulator: Emulator, tmp_path: Path
 ) -> None:

@@ -27,6 +27,7 @@ import os
 import sys
 import typing as t
 
+import pytest
 import yaml
 
 from tap_maesn_qonto.tap import TapMaesnQonto
@@ -113,6 +114,20 @@ SCALARS = {
     for name, prop in PROPERTIES.items()
     if len(types := json_types(prop)) == 1 and types <= set(PYTHON_TYPES)
 }
+
+
+#: One setting of each JSON type (those the issue named): the default tier's share of the
+#: sweeps over :data:`SCALARS`; the e2e tier runs every setting.
+REPRESENTATIVES = ("sandbox", "page_size", "max_requests_per_second")
+
+
+def every_scalar() -> list[t.Any]:
+    """``pytest.param`` s of every setting of :data:`SCALARS` (sorted): the representatives
+    in the default tier, the others marked ``e2e``."""
+    return [
+        pytest.param(name, marks=() if name in REPRESENTATIVES else pytest.mark.e2e)
+        for name in sorted(SCALARS)
+    ]
 
 
 def sample(name: str) -> bool | int | float:

@@ -194,8 +194,23 @@ def bookmark_of(state: dict[str, t.Any], stream: str, label: str = "default") ->
 # --------------------------------------------------------------------------- the CLI
 
 
-def tap_argv(*args: str) -> list[str]:
-    """The command line of the tap's CLI, run by this interpreter."""
+#: The tap's command line with retries that wait milliseconds (``fast_retries``), run in a
+#: process of its own: exit code, stdout and stderr as ``python -m tap_maesn_qonto``'s.
+_QUICK_RETRIES_CLI = (
+    "import sys; from tap_maesn_qonto import retries; "
+    f"retries.RETRY_BASE_SECONDS = {FAST_RETRY_BASE_SECONDS}; "
+    "sys.argv[0] = 'tap-maesn-qonto'; from tap_maesn_qonto.cli import main; main()"
+)
+
+
+def tap_argv(*args: str, quick_retries: bool = False) -> list[str]:
+    """The command line of the tap's CLI, run by this interpreter.
+
+    With ``quick_retries``, backoff steps are milliseconds: for a test whose retries are
+    its scenario, not what it measures (a Retry-After the server names is still waited for).
+    """
+    if quick_retries:
+        return [sys.executable, "-c", _QUICK_RETRIES_CLI, *args]
     return [sys.executable, "-m", "tap_maesn_qonto", *args]
 
 
@@ -216,12 +231,14 @@ def run_cli(
     env: dict[str, str] | None = None,
     timeout: float = 120,
     merge_stderr: bool = False,
+    quick_retries: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m tap_maesn_qonto`` as a user would; config and state go to files.
 
-    With ``merge_stderr``, stderr goes to stdout's pipe (as Meltano reads a plugin).
+    With ``merge_stderr``, stderr goes to stdout's pipe (as Meltano reads a plugin); with
+    ``quick_retries``, retries wait milliseconds (:func:`tap_argv`).
     """
-    argv = tap_argv(*args)
+    argv = tap_argv(*args, quick_retries=quick_retries)
     if config is not None:
         argv += ["--config", _write_json(tmp_path, "config.json", config)]
     if state is not None:
@@ -318,10 +335,17 @@ def run_tap(
     *,
     state: dict | None = None,
     timeout: float = 60,
+    quick_retries: bool = False,
 ) -> CliRun:
     """``python -m tap_maesn_qonto --config ... [--state ...]``, as a user runs it."""
     started = time.monotonic()
-    result = run_cli(config=config, tmp_path=tmp_path, state=state, timeout=timeout)
+    result = run_cli(
+        config=config,
+        tmp_path=tmp_path,
+        state=state,
+        timeout=timeout,
+        quick_retries=quick_retries,
+    )
     seconds = time.monotonic() - started
     try:
         messages = parse_messages(result.stdout)

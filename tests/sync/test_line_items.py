@@ -203,6 +203,7 @@ def test_a_reconcile_reads_everything_then_activates_a_newer_version_after_the_r
         } == {activated[stream]}
 
 
+@pytest.mark.e2e  # slow: faults include 5 s answers
 def test_a_reconcile_that_an_account_fails_retires_nothing() -> None:
     with Emulator(counts=COUNTS, fault_rate=1.0) as emulator:
         config = tap_config(

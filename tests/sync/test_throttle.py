@@ -25,6 +25,7 @@ def test_never_more_requests_in_flight_than_max_concurrency(max_concurrency: int
     assert most == max_concurrency
 
 
+@pytest.mark.e2e  # slow: real Retry-After waits
 def test_raising_max_concurrency_against_qonto_like_rate_limits_loses_nothing() -> None:
     # Qonto answers 429 beyond its per-IP budget (1 000 per 10 s). Scaled down: 30
     # requests per second against 90 pages read 8 at a time at 20 ms. Every 429 holds

@@ -23,6 +23,7 @@ from tests.support.settings import (
     MELTANO_KINDS,
     PROPERTIES,
     PYTHON_TYPES,
+    REPRESENTATIVES,
     SCALARS,
     json_types,
     plugin_settings,
@@ -54,6 +55,8 @@ KIND_OF_JSON_TYPE = {
 def test_the_schema_has_boolean_integer_and_number_settings() -> None:
     # A guard for the parametrisation: the settings the issue names are among them.
     assert {"max_requests_per_second", "sandbox", "page_size"} <= set(SCALARS)
+    # The default tier's share of the sweeps: one setting of each JSON type.
+    assert sorted(SCALARS[n] for n in REPRESENTATIVES) == sorted(PYTHON_TYPES)
     assert {SCALARS[n] for n in SCALARS} == set(PYTHON_TYPES)
 
 

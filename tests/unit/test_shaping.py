@@ -28,7 +28,11 @@ SCHEMA_DIR = Path(__file__).resolve().parents[2] / "tap_maesn_qonto" / "schemas"
 SCHEMAS = {path.stem: json.loads(path.read_text()) for path in sorted(SCHEMA_DIR.glob("*.json"))}
 ENCODER = msgspec.json.Encoder(decimal_format="number")
 DECIMALS = msgspec.json.Decoder(float_hook=decimal.Decimal)
-EXAMPLES = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: Examples per stream: a quick run in the default tier, the full one in the e2e tier.
+EXAMPLES = [
+    pytest.param(30, id="quick"),
+    pytest.param(150, id="full", marks=pytest.mark.e2e),
+]
 
 
 class Reference:
@@ -161,11 +165,12 @@ def values_for(schema: dict) -> st.SearchStrategy[t.Any]:
     return st.one_of(own, own, ANY_JSON)
 
 
+@pytest.mark.parametrize("examples", EXAMPLES)
 @pytest.mark.parametrize("stream", sorted(SCHEMAS))
-def test_compiled_shaper_matches_the_rules_on_any_value(stream: str) -> None:
+def test_compiled_shaper_matches_the_rules_on_any_value(stream: str, examples: int) -> None:
     schema = SCHEMAS[stream]
 
-    @EXAMPLES
+    @settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(value=values_for(schema))
     def check(value: t.Any) -> None:
         expected_issues = Reference()

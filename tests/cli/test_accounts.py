@@ -1,7 +1,8 @@
-"""Many connected companies in one run: every healthy account complete, failures isolated.
+"""Many connected companies, as the command line runs them: failures isolated and named,
+the accounts file read and never logged, bad accounts refused before any request.
 
-The emulator serves 200 accounts, each with its own data; one has a key Maesn
-rejects and one answers 500 to every request.
+The emulator serves 200 accounts (the ``many_accounts_emulator`` fixture); one has a key
+Maesn rejects and one answers 500 to every request.
 """
 
 from __future__ import annotations

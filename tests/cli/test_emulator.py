@@ -1,4 +1,5 @@
-"""The Maesn emulator behaves as specified: real HTTP on loopback, no tap involved."""
+"""The emulator's command line (``python -m tap_maesn_qonto.emulator``) serves until
+SIGTERM. The emulator itself: tests/sync/test_emulator.py."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""Regression tests for the rebuilt read path (issue 9): each numbered defect, and every exit code.
+"""Every exit code of the README's table, and a signal's: the command line as a user runs it.
 
-Every test runs the real tap, in process (``tests.helpers.sync``) or as a CLI
-subprocess, against the emulator (or a tiny non-Maesn server) over loopback HTTP,
-and compares what was emitted with the emulator's truth: distinct primary keys, and
-record versions (id + normalized updatedDate).
+0 every record read; 1 failed (a key Maesn rejects); 2 a wrong command line; 3 records may
+be missing (deletions never stop during a whole-list read); 130 and 143, SIGINT and SIGTERM
+(issue 9, item 12): the tap stops at once, with a resumable state, and a signal that lands
+while the target lags leaves only whole messages.
 """
 
 from __future__ import annotations

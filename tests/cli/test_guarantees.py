@@ -13,10 +13,11 @@ missing, state held); 143 SIGTERM; 130 SIGINT.
 Most of these tests encode the new contract and fail on 6f635e3; each docstring ends
 with what that commit does ("fails at 6f635e3: ..." / "passes at 6f635e3: ...").
 
-Retries cannot be sped up inside a CLI subprocess (``retries.RETRY_BASE_SECONDS`` is the
-subprocess's own), so they are bounded instead: ``max_retry_seconds`` 4 (2 where a
-fault persists), 429s carry no long Retry-After. The emulator's knobs that stage these
-scenarios are tested in tests/test_emulator.py.
+Retries are bounded: ``max_retry_seconds`` 4 (2 where a fault persists), 429s carry no
+long Retry-After; where a fault persists, the run's backoff steps are milliseconds
+(``quick_retries``: the same command line, ``retries.RETRY_BASE_SECONDS`` patched in its
+process). The trickling answer, with its real 2 s timeout, is in the e2e tier. The
+emulator's knobs that stage these scenarios are tested in tests/sync/test_emulator.py.
 """
 
 from __future__ import annotations

@@ -1,11 +1,6 @@
-"""Whatever Maesn sends, the tap emits schema-valid records or stops with one clear line.
-
-Property-based: hypothesis generates records from the tap's own schemas (with a
-small strategy builder below: hypothesis-jsonschema 0.23 no longer works with
-current hypothesis) and then breaks them (wrong types, nulls where objects
-belong, huge and non-ASCII strings, many decimals, dates at the edges of time).
-A small stub server serves them over loopback HTTP to a real tap.
-"""
+"""A record without an id stops the tap with one line (the command line, against a stub
+serving whatever bills the test gives). Any other record Maesn may send:
+tests/sync/test_hostile_input.py."""
 
 from __future__ import annotations
 

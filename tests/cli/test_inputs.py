@@ -1,7 +1,8 @@
-"""The tap's inputs as users really give them: pipes, empty or odd state, odd keys, odd times.
+"""The tap's inputs as users really give them: pipes, empty or odd state, odd keys.
 
-Every test runs the real tap (its CLI as a subprocess, or in process) against the
-emulator, and checks the exit code, the single error line and that no key leaks.
+Every test runs the real tap's command line as a subprocess against the emulator, and
+checks the exit code, the single error line and that no key leaks. Timestamps at the
+edges: tests/unit/test_timestamps.py; a state in another shape: tests/sync/test_state.py.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""Which key Maesn rejected, what ``sandbox`` promises, and the README's Meltano commands.
+"""Which key Maesn rejected, and what ``sandbox`` promises: the command line.
 
 The tap runs as a user runs it (``python -m tap_maesn_qonto``) against the emulator on
 loopback. After a 401/403 it asks ``GET /auth/{TARGET_SYSTEM}`` with ``X-API-KEY`` only
 (keycheck.py) and names the wrong key. Meltano itself runs in
-``scripts/meltano_readme_check.py`` (CI), not here; the last test checks that the script
-finds the README commands it runs.
+``scripts/meltano_readme_check.py`` (CI); tests/test_meltano_readme.py checks that the
+script finds the README commands it runs.
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
-"""Line items get their own streams, and deletions leave the target through reconciles.
-
-Each test runs real syncs over loopback HTTP against the emulator and compares the
-messages with the emulator's truth. The same, through target-postgres on a real
-PostgreSQL (soft and hard deletes): scripts/deletions_e2e.py, run by .ci/run.
-"""
+"""A run killed mid-read (SIGKILL or SIGTERM) and resumed from its last STATE loses no
+line item. The line-item streams in process: tests/sync/test_line_items.py."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""Money reaches the target exactly as Maesn sent it, through every writer and path.
-
-JSON numbers with a fraction are kept as their text (numbers.py): the tap's own writer
-copies that text out, a writer without msgspec gets Decimals, and the SDK's path (stream
-maps) gets Decimals it can compute with.
-"""
+"""Money reaches the target exactly as Maesn sent it: the command line writes each number
+as the text it read (numbers.py). The other writers and the SDK's path:
+tests/sync/test_numbers.py."""
 
 from __future__ import annotations
 

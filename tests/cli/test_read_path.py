@@ -1,9 +1,10 @@
-"""Regression tests for the rebuilt read path (issue 9): each numbered defect, and every exit code.
+"""Regression tests for the rebuilt read path (issue 9) whose guarantee is what the
+command line says and how it ends: a 404, 422 or errors-200 that persists, an api_url that
+is not Maesn or where nothing listens, a redirect to another host, a Retry-After date
+without a zone, the give-up message's count of attempts (e2e: a real 3 s budget).
 
-Every test runs the real tap, in process (``tests.helpers.sync``) or as a CLI
-subprocess, against the emulator (or a tiny non-Maesn server) over loopback HTTP,
-and compares what was emitted with the emulator's truth: distinct primary keys, and
-record versions (id + normalized updatedDate).
+The tap runs as a user runs it, against the emulator (or a tiny non-Maesn server). The
+items checked in process: tests/sync/test_read_path.py.
 """
 
 from __future__ import annotations

@@ -1,10 +1,5 @@
-"""The warehouse check (scripts/check_warehouse.py), the loopback PostgreSQL helper
-(scripts/pg_server.py) and the `faker` extra.
-
-The check is what makes the quick start's "money is exact" claim testable, so it must
-fail on exactly the losses real targets cause: money through float, a dropped trailing
-zero, a timestamp stored as local wall time, a lost or reordered line item, duplicates.
-"""
+"""A stream map calling ``fake.name()`` works with the faker extra (``faker_config``), as
+the command line runs it."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
-"""The warehouse check (scripts/check_warehouse.py), the loopback PostgreSQL helper
-(scripts/pg_server.py) and the `faker` extra.
-
-The check is what makes the quick start's "money is exact" claim testable, so it must
-fail on exactly the losses real targets cause: money through float, a dropped trailing
-zero, a timestamp stored as local wall time, a lost or reordered line item, duplicates.
-"""
+"""The quick start's PostgreSQL server (scripts/pg_server.py, tests/support/pg.py) listens
+on loopback only and leaves nothing behind. Skipped where no PostgreSQL binaries are
+installed under /usr/lib/postgresql."""
 
 from __future__ import annotations
 

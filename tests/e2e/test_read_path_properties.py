@@ -1,7 +1,7 @@
 """The read path's property test at scale: 100 fixed scenarios, or as many random ones.
 
 The properties, the scenarios and the check are tests/sync/test_read_path_properties.py's
-(whose default-tier run takes a dozen); here the same check runs the same 100 drawn
+(whose default-tier run takes six); here the same check runs the same 100 drawn
 scenarios on every CI run. ``READ_PATH_EXAMPLES=N`` runs N fresh random ones instead:
 1 500 found a loss the fixed 100 never met (fullread.py, the closing probe). Before a
 release: ``READ_PATH_EXAMPLES=1500 uv run --locked pytest -m e2e

@@ -1,12 +1,15 @@
-"""Many connected companies in one run: every healthy account complete, failures isolated.
+"""Many connected companies in one run, in this process: shards, and states that move
+from one account to a list of accounts.
 
-The emulator serves 200 accounts, each with its own data; one has a key Maesn
-rejects and one answers 500 to every request.
+The emulator serves 200 accounts, each with its own data (the ``many_accounts_emulator``
+fixture). Failures isolated and named, and the accounts file: tests/cli/test_accounts.py.
 """
 
 from __future__ import annotations
 
 import typing as t
+
+import pytest
 
 from tap_maesn_qonto.accounts import shard_of
 from tap_maesn_qonto.emulator import Emulator, many_accounts
@@ -60,6 +63,7 @@ def test_a_single_account_state_keeps_working_as_a_list_of_one(
         assert after >= before
 
 
+@pytest.mark.e2e  # slow: 250 accounts
 def test_with_many_accounts_a_state_comes_every_ten_records_an_account_at_most() -> None:
     # A STATE holds every account's partition, so with many accounts one every 1 000
     # records would write (and the SDK deep-copy) a large state over and over. Each

@@ -4,7 +4,9 @@ Property-based: hypothesis generates records from the tap's own schemas (with a
 small strategy builder below: hypothesis-jsonschema 0.23 no longer works with
 current hypothesis) and then breaks them (wrong types, nulls where objects
 belong, huge and non-ASCII strings, many decimals, dates at the edges of time).
-A small stub server serves them over loopback HTTP to a real tap.
+A small stub server (tests/support/servers.py) serves them over loopback HTTP to a real
+tap, in this process. A record without an id, on the command line:
+tests/cli/test_hostile_input.py.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Line items get their own streams, and deletions leave the target through reconciles.
 
 Each test runs real syncs over loopback HTTP against the emulator and compares the
-messages with the emulator's truth. The same, through target-postgres on a real
-PostgreSQL (soft and hard deletes): scripts/deletions_e2e.py, run by .ci/run.
+messages with the emulator's truth. A run killed and resumed: tests/cli/test_line_items.py.
+The same, through target-postgres on a real PostgreSQL (soft and hard deletes):
+tests/e2e/test_deletions.py.
 """
 
 from __future__ import annotations

@@ -1,13 +1,5 @@
-"""A wrong api_url fails in seconds and says what is wrong: DNS, TLS or the certificate.
-
-Before the API has answered at all, a host name that does not resolve, ``https://`` to a
-plain HTTP port or an untrusted certificate is a setting to fix: two tries, then one line
-naming the cause and the fix (it used to be 62-67 s of retries and "Maesn or Qonto is
-unavailable or rate-limiting"). Once the API has answered, the same errors are retried
-within the normal budget, and the final message still names them.
-
-The command-line tests run ``python -m tap_maesn_qonto`` as a user does and time it.
-"""
+"""How a failed request is described (retries.py), from real failures: a name that does
+not resolve, TLS to a plain HTTP port, a connection refused, a timeout."""
 
 from __future__ import annotations
 

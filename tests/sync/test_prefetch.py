@@ -1,10 +1,7 @@
-"""Requests fetched ahead of their turn: in sync order, bounded, and never read twice.
-
-prefetch.py runs what a partition will ask for before its turn, so a stream's pages
-are on their way while the stream before it is still being emitted. These tests pin
-what makes that safe: the sync order, the bound on what is held, that a request
-taken by its reader before it started is never sent, and, end to end, that the
-overlap costs no request and changes no record.
+"""Requests fetched ahead of their turn, end to end: the tap in process against the
+emulator. The overlap of streams costs no request and changes no record; a first run's
+guessed probe wastes no request and, failing, loses nothing. The planner itself:
+tests/unit/test_prefetch.py.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
-"""Regression tests for the rebuilt read path (issue 9): each numbered defect, and every exit code.
+"""Regression tests for the rebuilt read path (issue 9), the tap in this process.
 
-Every test runs the real tap, in process (``tests.helpers.sync``) or as a CLI
-subprocess, against the emulator (or a tiny non-Maesn server) over loopback HTTP,
-and compares what was emitted with the emulator's truth: distinct primary keys, and
-record versions (id + normalized updatedDate).
+Every test runs the real tap (``tests.support.tap.sync``) against the emulator over
+loopback HTTP and compares what was emitted with the emulator's truth: distinct primary
+keys, and record versions (id + normalized updatedDate). The items whose guarantee is a
+one-line failure or an exit code run the command line: tests/cli/test_read_path.py and
+tests/cli/test_exit_codes.py. FullRead over scripted pages: tests/unit/test_fullread.py.
 """
 
 from __future__ import annotations

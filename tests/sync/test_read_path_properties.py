@@ -397,7 +397,7 @@ def observe(scenario: Scenario) -> Observed:
 
 # The default tier runs the same QUICK_EXAMPLES scenarios every time; the e2e tier runs 100
 # more (tests/e2e/test_read_path_properties.py), or READ_PATH_EXAMPLES fresh random ones.
-QUICK_EXAMPLES = 12
+QUICK_EXAMPLES = 6
 
 
 @settings(

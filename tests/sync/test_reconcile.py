@@ -1,10 +1,6 @@
-"""reconcile.plan: what version a stream's records carry, and whether the run reconciles.
-
-Records carry a version even when reconciles are off (shards), so that a separate unsharded
-reconcile run over every account (orchestration/dagster) can retire shard rows too: the
-SDK's SQL targets never retire a row whose version is NULL. End to end, with target-postgres:
-scripts/orchestration_e2e.py.
-"""
+"""A shard run (reconciles off) writes versioned records and keeps its version in the
+state, so that an unsharded reconcile can retire shard rows later (reconcile.py). The
+plan itself: tests/unit/test_reconcile.py."""
 
 from __future__ import annotations
 

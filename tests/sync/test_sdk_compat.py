@@ -15,6 +15,9 @@ sdk_compat.py and the tap itself.
 * ``Tap.sync_all`` (final in the SDK) is wrapped: the wrapper calls the SDK's and
   adds the run's verdict, so an incomplete run must still end with exit code 3.
 * ``STATE_MSG_FREQUENCY`` is set per stream instance: the SDK still reads it per record.
+
+Here, the checks that sync against the emulator; those that need no server:
+tests/unit/test_sdk_compat.py.
 """
 
 from __future__ import annotations

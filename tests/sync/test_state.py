@@ -1,7 +1,9 @@
-"""The tap's inputs as users really give them: pipes, empty or odd state, odd keys, odd times.
+"""The state a run starts from, in a real sync: a leap-second bookmark, a start date
+before year 1, a plain stream bookmark moved into the account partition, a partition
+bookmark that wins, bookmarks left under another account label.
 
-Every test runs the real tap (its CLI as a subprocess, or in process) against the
-emulator, and checks the exit code, the single error line and that no key leaks.
+check_state itself: tests/unit/test_state.py; a state file given on the command line:
+tests/cli/test_inputs.py.
 """
 
 from __future__ import annotations

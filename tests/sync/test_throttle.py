@@ -1,7 +1,6 @@
-"""The request gate: Retry-After holds every worker, and the rate cap spaces sends.
-
-A fake clock makes these exact: no test here waits in real time.
-"""
+"""The request gate end to end: never more requests in flight than max_concurrency, and
+Qonto-like rate limits lose nothing (e2e: real Retry-After waits). The gate itself, with a
+fake clock: tests/unit/test_throttle.py."""
 
 from __future__ import annotations
 

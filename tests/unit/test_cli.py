@@ -1,7 +1,6 @@
-"""The tap's inputs as users really give them: pipes, empty or odd state, odd keys, odd times.
+"""The command line (cli.py), in this process: what it leaves the interpreter in.
 
-Every test runs the real tap (its CLI as a subprocess, or in process) against the
-emulator, and checks the exit code, the single error line and that no key leaks.
+The command line itself, as a subprocess: tests/cli/.
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
-"""Money reaches the target exactly as Maesn sent it, through every writer and path.
-
-JSON numbers with a fraction are kept as their text (numbers.py): the tap's own writer
-copies that text out, a writer without msgspec gets Decimals, and the SDK's path (stream
-maps) gets Decimals it can compute with.
-"""
+"""Maesn's envelope read into a Page (envelope.py): paging totals are counts, whatever
+JSON number form they come in."""
 
 from __future__ import annotations
 

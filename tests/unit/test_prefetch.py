@@ -2,9 +2,10 @@
 
 prefetch.py runs what a partition will ask for before its turn, so a stream's pages
 are on their way while the stream before it is still being emitted. These tests pin
-what makes that safe: the sync order, the bound on what is held, that a request
-taken by its reader before it started is never sent, and, end to end, that the
-overlap costs no request and changes no record.
+what makes that safe, over scripted requests: the sync order, the bound on what is held,
+that a request taken by its reader before it started is never sent, how a guess and a
+loan of the lookahead work. End to end (the overlap costs no request and changes no
+record): tests/sync/test_prefetch.py.
 """
 
 from __future__ import annotations

@@ -330,7 +330,7 @@ def test_setting_kinds_agree_with_the_json_types_of_about(
         json_type: kind for kind, json_type in KIND_TO_JSON_TYPE.items()
     }
     # Not `kind: decimal`, which Meltano 4.4 cannot write to the tap's config when the value
-    # comes from the environment; the tap reads the text (tests/test_settings_four_ways.py).
+    # comes from the environment; the tap reads the text (tests/cli/test_settings_four_ways.py).
     json_type_to_kind["number", None] = "string"
     problems = []
     for source, settings in described_settings(meltano_extractor, hub_definition).items():

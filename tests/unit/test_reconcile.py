@@ -3,7 +3,7 @@
 Records carry a version even when reconciles are off (shards), so that a separate unsharded
 reconcile run over every account (orchestration/dagster) can retire shard rows too: the
 SDK's SQL targets never retire a row whose version is NULL. End to end, with target-postgres:
-scripts/orchestration_e2e.py.
+tests/e2e/test_orchestration.py.
 """
 
 from __future__ import annotations

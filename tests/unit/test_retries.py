@@ -1,12 +1,9 @@
-"""A wrong api_url fails in seconds and says what is wrong: DNS, TLS or the certificate.
+"""The retry policy's answer to a network failure (retries.py), fed failures directly.
 
-Before the API has answered at all, a host name that does not resolve, ``https://`` to a
-plain HTTP port or an untrusted certificate is a setting to fix: two tries, then one line
-naming the cause and the fix (it used to be 62-67 s of retries and "Maesn or Qonto is
-unavailable or rate-limiting"). Once the API has answered, the same errors are retried
-within the normal budget, and the final message still names them.
-
-The command-line tests run ``python -m tap_maesn_qonto`` as a user does and time it.
+Before the API has answered at all, a host name that does not resolve is a setting to fix:
+two tries, then one line naming the cause, the URL's user and password never shown. Once
+the API has answered, the same error is a blip with the whole retry budget, and the final
+message still names it. The command line, timed: tests/cli/test_network_errors.py.
 """
 
 from __future__ import annotations

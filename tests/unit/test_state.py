@@ -1,7 +1,8 @@
-"""The tap's inputs as users really give them: pipes, empty or odd state, odd keys, odd times.
+"""check_state (state.py): a state in another shape, moved into the account partitions.
 
-Every test runs the real tap (its CLI as a subprocess, or in process) against the
-emulator, and checks the exit code, the single error line and that no key leaks.
+With several account labels a plain stream bookmark cannot be given to one of them and
+stays; bookmarks under a label no account has any more are named in one warning. The same
+migrations in a real sync: tests/sync/test_state.py.
 """
 
 from __future__ import annotations

@@ -1,49 +1,7 @@
-"""Soak test of the tap's two promises, "delete nothing" and "lose nothing".
+"""The warehouse model the soak judges with (tests/support/warehouse.py): target-postgres's
+upsert, ACTIVATE_VERSION and state semantics, and what a target could not load.
 
-One in-process :class:`Emulator` holds several accounts with a few dozen records of each
-resource; the tap runs as a subprocess (``python -m tap_maesn_qonto``) once per round, each
-round resuming from the previous round's last STATE, and its stdout is loaded into a
-warehouse model with target-postgres semantics (tests/support/warehouse.py). Each round is
-drawn from a seeded ``random.Random``: edits, creations, deletions and shrunk line items at
-the source before the run, edits during it (``mutate_every_requests``), random and scripted
-faults, lists that leave some records' line items out (``list_omits_line_items``), an
-account failing for the whole round, an account left out of the round's ``accounts`` (it
-comes back later), a reconcile (``reconcile_interval_days: 0``; otherwise the setting is
-left out, and reconciles are opt-in), "a week passes" (every ``reconciled_at`` in the state
-handed to the run is moved 8 days back, as if the soak's rounds were days apart), and
-SIGTERM or SIGKILL at a random moment (after a delay, or after so many stdout lines). The
-dataset may hold a group of records sharing one updatedDate second and records served
-without updatedDate (both drawn once per seed).
-
-Invariants checked after every round:
-
-I1  delete nothing: no row retired by this round's ACTIVATE_VERSION exists at the source
-    when the round ends (a parent row: its id is still listed for its account; a line-item
-    row: its parent still exists with at least that many lines).
-I2  lose nothing: exit 0 implies that every record of every account of the round that was
-    not changed while the tap ran is in the warehouse, live, equal to the emulator's truth
-    (every field, timestamps compared as instants, money as exact numbers; updatedDate in
-    the tap's ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` form), and so is each of its line items.
-I3  clean exits: exit code 0, 1, 3, 130 or 143 (-9 after our SIGKILL); no Python traceback
-    and no key on stderr or stdout; every complete stdout line loads.
-I4  reconciles are opt-in: a run whose config leaves ``reconcile_interval_days`` out sends
-    no ACTIVATE_VERSION.
-
-Then a quiet round (all accounts, no faults, no changes) must exit 0, and a reconcile round
-must exit 0 and leave the live rows equal to the source, every stream including line items
-(F). ``SOAK_ROUNDS`` and ``SOAK_SEED`` choose the length and the seed; a failure prints the
-seed, and each failing round's number, plan and violations.
-
-Run it: ``uv run --locked pytest -n 0 -q -m e2e tests/e2e/test_soak.py``
-(``SOAK_ROUNDS=20 SOAK_SEED=7 ...`` for a longer soak with another seed; add
-``--basetemp DIR`` to keep each round's config, state, stdout and stderr). A seed fixes the
-plans, not the exact interleaving: when a signal lands and which request a mutation
-follows depend on timing, so one seed's violations vary a little from run to run. The
-warehouse model's unit tests at the end of this file are not marked e2e.
-
-Knobs this test would use if the emulator had them: a way to drop the scripted faults no
-request matched (it clears ``Emulator._scripted_faults`` before the quiet round), and a
-fake clock for the tap (it ages the state instead).
+It is the judge of tests/e2e/test_soak.py, so it must be obviously right.
 """
 
 from __future__ import annotations

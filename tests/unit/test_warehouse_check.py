@@ -1,5 +1,4 @@
-"""The warehouse check (scripts/check_warehouse.py), the loopback PostgreSQL helper
-(scripts/pg_server.py) and the `faker` extra.
+"""The warehouse check (tests/support/warehouse_check.py, the quick start's last step).
 
 The check is what makes the quick start's "money is exact" claim testable, so it must
 fail on exactly the losses real targets cause: money through float, a dropped trailing

@@ -27,8 +27,6 @@ STREAM_COMPONENTS = {
 LINE_ITEM_STREAMS = ("invoice_line_items", "bill_line_items", "booking_proposal_line_items")
 REGENERATE_HINT = "Schemas are stale: run `python scripts/generate_schemas.py`."
 
-pytestmark = pytest.mark.xdist_group("schemas")  # one worker: the generator runs once for all
-
 
 def generate(*args: str) -> subprocess.CompletedProcess[str]:
     """scripts/generate_schemas.py, run as a maintainer runs it."""

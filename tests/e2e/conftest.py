@@ -5,9 +5,9 @@ tier on its own with ``pytest -n 2 -m e2e``. Its tests are slow or need what the
 tier does not: Meltano and the targets, PostgreSQL, Dagster and moto, each from uv's tool
 cache; the reliability scenarios; the soak; the read-path property test at scale.
 
-Tests that share one Meltano project (this repository's: its ``.meltano`` directory and
-``output/``) are in xdist group ``meltano-project`` (``--dist loadgroup``, set in
-pyproject.toml), so that two workers never install or run in it at once.
+The modules that use this repository's Meltano project (its ``.meltano`` directory and
+``output/``) hold the ``meltano_project`` fixture, a lock: two workers never install or run
+in it at once.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import pg
+from tests.support.meltano import project_lock
 from tests.support.tools import MELTANO, default_pg_bin_dir, uvx_executable
 
 if t.TYPE_CHECKING:
@@ -63,3 +64,10 @@ def postgres(pg_bin_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         state = tmp_path_factory.mktemp("pg") / "pg.json"
         state.write_text(json.dumps(server.describe()))
         yield Postgres(server, state, server.psql("show server_version").split()[0])
+
+
+@pytest.fixture(scope="module")
+def meltano_project() -> Iterator[None]:
+    """This repository's Meltano project, for this module's tests alone while they run."""
+    with project_lock():
+        yield

@@ -51,14 +51,14 @@ import yaml
 
 from tap_maesn_qonto.emulator import Emulator
 from tests.support import pg, warehouse_check
-from tests.support.meltano import PROJECT_GROUP, Meltano
+from tests.support.meltano import Meltano
 from tests.support.tap import REPO_ROOT
 from tests.support.tools import MELTANO, uvx_executable
 
 if t.TYPE_CHECKING:
     from tests.e2e.conftest import Postgres
 
-pytestmark = pytest.mark.xdist_group(PROJECT_GROUP)
+pytestmark = pytest.mark.usefixtures("meltano_project")
 
 ROOT = REPO_ROOT
 COUNTS = {"invoices": 310, "bills": 120, "bookingProposals": 75}  # as test_meltano.py's

@@ -39,7 +39,7 @@ import pytest
 
 from tap_maesn_qonto.emulator import Emulator
 from tests.support import warehouse_check
-from tests.support.meltano import PROJECT_GROUP, Meltano
+from tests.support.meltano import Meltano
 from tests.support.tap import REPO_ROOT
 
 if t.TYPE_CHECKING:
@@ -47,7 +47,7 @@ if t.TYPE_CHECKING:
 
     from tests.e2e.conftest import Postgres
 
-pytestmark = pytest.mark.xdist_group(PROJECT_GROUP)
+pytestmark = pytest.mark.usefixtures("meltano_project")
 
 COUNTS = {"invoices": 310, "bills": 120, "bookingProposals": 75}
 STREAMS = {"invoices": "invoices", "bills": "bills", "booking_proposals": "bookingProposals"}
@@ -243,7 +243,7 @@ def measure_target(
 
 
 @pytest.fixture(scope="module")
-def installed_targets(meltano_executable: str) -> None:
+def installed_targets(meltano_project: None, meltano_executable: str) -> None:
     with Emulator(counts=COUNTS) as emulator:
         installed = Meltano(meltano_executable, emulator)("install", *TESTED_TARGETS)
     assert installed.returncode == 0, installed.stderr[-3000:]

@@ -83,14 +83,13 @@ from tap_maesn_qonto.accounts import shard_of
 from tap_maesn_qonto.emulator import Emulator, many_accounts
 from tap_maesn_qonto.timestamps import parse_timestamp
 from tests.support import pg
-from tests.support.meltano import PROJECT_GROUP
 from tests.support.tap import REPO_ROOT
 from tests.support.tools import tool_python
 
 if t.TYPE_CHECKING:
     from tests.e2e.conftest import Postgres
 
-pytestmark = pytest.mark.xdist_group(PROJECT_GROUP)
+pytestmark = pytest.mark.usefixtures("meltano_project")
 
 ROOT = REPO_ROOT
 # The tools, each in its own cached uv tool environment. Meltano: the quick start's pin,
@@ -432,7 +431,7 @@ class Harness:
 
     def start_s3(self) -> None:
         url_file = self.work / "moto.url"
-        log = (self.work / "moto.log").open("w")
+        log = self.stack.enter_context((self.work / "moto.log").open("w"))
         process = subprocess.Popen(
             [self.moto_python, "-c", MOTO_SERVER, str(url_file)],
             stdout=log,
@@ -892,6 +891,8 @@ class Harness:
             stderr=subprocess.STDOUT,
             text=True,
         )
+        self.stack.enter_context(overlap_check)  # waited for and closed, whatever happens
+        self.stack.callback(stop, overlap_check)
         self.run_3()
         # Only runs 4 and 5 need the queue. Started now, not before run 3: the first run
         # creates Dagster's storage, which two processes must not create at once.
@@ -903,7 +904,7 @@ class Harness:
     def start_daemon(self) -> None:
         """``dagster-daemon run``: the queue that launches submitted runs, one at a time for
         runs tagged maesn-qonto/tables (the shipped dagster.yaml, in DAGSTER_HOME)."""
-        log = (self.work / "dagster-daemon.log").open("w")
+        log = self.stack.enter_context((self.work / "dagster-daemon.log").open("w"))
         process = subprocess.Popen(
             [str(Path(self.dagster).parent / "dagster-daemon"), "run", "-f", str(DEFINITIONS)],
             cwd=self.work,
@@ -913,7 +914,6 @@ class Harness:
             start_new_session=True,
         )
         self.stack.callback(stop_group, process)
-        self.stack.callback(log.close)
 
     def execute(self, name: str, job: str, **env: str) -> dict[str, Any]:
         started = time.monotonic()

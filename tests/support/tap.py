@@ -362,7 +362,7 @@ class TapProcess:
 
     ``with TapProcess(config, tmp_path) as tap:`` starts it; two threads read its stdout
     (each line parsed as a Singer message) and its stderr as they come. A test waits for
-    a moment (:meth:`wait_for_message`, :meth:`wait_for_log`), or lets a reader signal
+    a moment (:meth:`wait_for_message`), or lets a reader signal
     at once (``signal_when`` a message, ``signal_on_log`` a stderr line holding a text or
     matching a function of the line and its number), then :meth:`wait` s for the exit. On
     leaving the block, a process still running is killed.
@@ -528,17 +528,6 @@ class TapProcess:
                     return False
                 self._changed.wait(min(left, 0.1))
 
-    def wait_for_log(self, text: str, timeout: float) -> bool:
-        """Whether a stderr line holding ``text`` came within ``timeout`` s."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while not any(text in line for line in self.stderr_lines):
-                left = deadline - time.monotonic()
-                if left <= 0 or self.process.poll() is not None:
-                    return any(text in line for line in self.stderr_lines)
-                self._changed.wait(min(left, 0.1))
-            return True
-
     def _stdout_open(self) -> bool:
         return len(self._readers) > 1 and self._readers[1].is_alive()
 
@@ -554,10 +543,6 @@ class TapProcess:
     @property
     def stderr(self) -> str:
         return "".join(self.stderr_lines)
-
-    @property
-    def result(self) -> SyncResult:
-        return SyncResult(list(self.messages))
 
     @property
     def stop_seconds(self) -> float | None:

@@ -2,7 +2,7 @@
 
 The JSON files in tap_maesn_qonto/schemas/ are written by scripts/generate_schemas.py;
 these tests pin down the rules it applies (tests/cli/test_generate_schemas.py runs it and
-fails when a committed file is stale). One worker runs them all: the spec is read once.
+fails when a committed file is stale).
 """
 
 from __future__ import annotations
@@ -33,8 +33,6 @@ STREAM_COMPONENTS = {
 NON_NULL_PROPERTIES = {"id", "target_system", "account_label"}
 
 Schema = dict[str, t.Any]
-
-pytestmark = pytest.mark.xdist_group("schemas")
 
 
 def generate(*args: str) -> subprocess.CompletedProcess[str]:

@@ -339,6 +339,11 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         """What this run's reconcile of the table did not retire, and why (None: all it could)."""
         return self._table.retired_nothing if self._table is not None else None
 
+    @property
+    def reconciled(self) -> bool:
+        """Whether this run's reconcile retired what the table no longer holds."""
+        return self._table is not None and self._table.activated
+
     def reads(self) -> list[PartitionRead]:
         """This run's reads of the stream's partitions so far (the tap's verdict)."""
         return list(self._table.reads.values()) if self._table is not None else []

@@ -282,17 +282,24 @@ class TapMaesnQonto(SignalsOfTheRun, CheckedConfig, Tap):
         summary = {
             "outcome": outcome,
             "exit_code": int(code),
+            "accounts": len(self.run.accounts),
+            "accounts_read": len(self.run.accounts) - len(failed_accounts),
             "reads": progress.reads_total,
             "reads_done": progress.reads_done,
             "failed": sum(1 for r in reads if r.outcome is Outcome.FAILED),
             "incomplete": sum(1 for r in reads if r.outcome is Outcome.INCOMPLETE),
             "accounts_failed": sorted(failed_accounts),
+            "reconciled": [s.name for s in streams if s.reconciled],
             "records": progress.records,
             "requests": progress.requests,
             "retries": progress.retries,
             "seconds": round(progress.elapsed, 1),
         }
         self.logger.info("run summary: %s", json.dumps(summary, separators=(",", ":")))
+
+
+#: The run's last log line, for orchestrators: ``run summary: {json}`` (tap.py ``_summary``).
+RUN_SUMMARY_PREFIX = "run summary: "
 
 
 def _first_sentence(text: str | None) -> str:

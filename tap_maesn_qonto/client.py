@@ -301,11 +301,12 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         if read.details is not None:
             read.details.verdict.note(self.get_context_state({"account_label": read.label}))
         self.run.progress.read_done()
+        one_account = len(self.run.accounts) == 1  # many: the progress lines instead
         if read.outcome is Outcome.FAILED:
-            self.logger.warning("%s: account %s failed: %s", self.name, read.label, read.reason)
+            if not one_account:  # one line per failed read; one account: the run's last line
+                self.logger.error("%s: account %s failed: %s", self.name, read.label, read.reason)
             if isinstance(read.error, AuthError):  # its other streams would fail alike
                 self.run.fail_account(read.label, str(read.reason))
-        one_account = len(self.run.accounts) == 1  # many: the progress lines instead
         level = logging.INFO if one_account else logging.DEBUG
         self.logger.log(
             level, "%s", read.summary(self.run.progress.retries_of(self.name, read.label))

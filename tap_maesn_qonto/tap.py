@@ -216,10 +216,7 @@ class TapMaesnQonto(SignalsOfTheRun, CheckedConfig, Tap):
             error = failed[0][1].error
             if isinstance(error, TapStopError):
                 raise error  # one account, one failure: its own line
-        several = len(self.run.accounts) > 1
-        if several:  # one line per failed read; the last line names the accounts
-            for name, read in failed:
-                self.logger.error("%s of account %s failed: %s", name, read.label, read.reason)
+        several = len(self.run.accounts) > 1  # each failed read had its line (client.py)
         if failed:
             labels = sorted({r.label for _, r in failed})
             named = "; ".join(

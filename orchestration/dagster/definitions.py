@@ -105,7 +105,7 @@ PLUGIN_DIRS = (
 # The tap's lines that matter in the orchestrator (found inside Meltano's log prefix/suffix):
 # its last line, `run summary: {json}`, and one line per failed read.
 RUN_SUMMARY = re.compile(r"run summary: (\{.*?\})(?:\s{2,}\w+=.*)?$")
-ACCOUNT_FAILED = re.compile(r"\bof account (\S+) failed: (.*?)(?:\s{2,}\w+=.*)?$")
+ACCOUNT_FAILED = re.compile(r"\baccount (\S+) failed: (.*?)(?:\s{2,}\w+=.*)?$")
 
 #: The run tag of both jobs: they write the same tables, so at most one of their runs may be
 #: in progress at a time (dagster.yaml's tag_concurrency_limits; the ops check it too).

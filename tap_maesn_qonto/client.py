@@ -26,7 +26,7 @@ from singer_sdk.streams.rest import PageContext
 from tap_maesn_qonto import numbers, reconcile
 from tap_maesn_qonto.details import AutoVerdict, Details
 from tap_maesn_qonto.errors import AuthError
-from tap_maesn_qonto.fetch import Fetcher
+from tap_maesn_qonto.fetch import Fetcher, PageSource
 from tap_maesn_qonto.lineitems import ROWS_WAITING_AT_MOST, LineBuffer, LineItemsStream
 from tap_maesn_qonto.pages import PageRequest, record_keys
 from tap_maesn_qonto.plan import Planner, ReadPlan, plan_read
@@ -44,7 +44,6 @@ if t.TYPE_CHECKING:
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
-    from tap_maesn_qonto.envelope import Page
     from tap_maesn_qonto.runtime import RunContext
 
 #: A STATE message every this many records ...
@@ -249,10 +248,11 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
     def _open_read(self, label: str) -> PartitionRead:
         several = len(self.run.accounts) > 1
         prefix = f"{self.name} of account {label}" if several else self.name
+        source = PageSource(self.fetcher, self.run.ahead, label)
         return PartitionRead(
             label=label,
             plan=self.read_plan(label),
-            fetch=lambda request: self._take_or_fetch(label, request),
+            fetch=source,
             keys=self.keys,
             report=ReadReport(self.logger, prefix, self.run.progress),
             page_size=int(self.config["page_size"]),
@@ -260,15 +260,9 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
             thread_name=f"{self.name}-page",
             details=self._details(label),
             lend=self.run.ahead.lend,
-            fetched_ahead=lambda request: self.run.ahead.holds((self.name, label, request)),
+            fetched_ahead=source.fetched_ahead,
             started=self.planner.first_sent(label),
         )
-
-    def _take_or_fetch(self, label: str, request: PageRequest) -> Page:
-        """A page: what was fetched ahead of the read, if it was, else fetched now."""
-        ahead = self.run.ahead.take((self.name, label, request))
-        page = ahead.result() if ahead is not None else None
-        return page if page is not None else self.fetcher.page(label, request)
 
     def _details(self, label: str) -> Details | None:
         """How this partition's records get their line items from details, if they do."""

@@ -224,9 +224,11 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
 
     def get_records(self, context: Context | None) -> Iterable[dict]:
         """One account's records, read by its own :class:`PartitionRead`."""
+        if not context:
+            return  # no account in this shard: nothing to read
         table, lines = self.table(), self._lines
         assert lines is not None  # set with the table
-        label = (context or {})["account_label"]
+        label = context["account_label"]
         read = table.reads[label] = self._open_read(label)
         if not lines.started:
             self._write_lines()  # the SCHEMA of line streams written directly

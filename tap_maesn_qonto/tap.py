@@ -145,6 +145,12 @@ class TapMaesnQonto(SignalsOfTheRun, CheckedConfig, Tap):
         self.run.install_signal_handlers()
         self.run.syncing = True
         self._warn_if_start_date_ahead()
+        if not self.run.accounts:
+            self.logger.warning(
+                "shard %s of %s holds no account: nothing to read.",
+                self.config.get("shard_index", 0),
+                self.config.get("shard_count", 1),
+            )
         streams = self._maesn_streams()
         try:
             # In the order the SDK syncs them: what is planned ahead runs in that order.

@@ -3,8 +3,8 @@
 The tap runs as a user runs it (``python -m tap_maesn_qonto``) against the emulator on
 loopback. After a 401/403 it asks ``GET /auth/{TARGET_SYSTEM}`` with ``X-API-KEY`` only
 (keycheck.py) and names the wrong key. Meltano itself runs in
-``scripts/meltano_readme_check.py`` (CI), not here; the last test checks that the script
-finds the README commands it runs.
+``scripts/meltano_readme_check.py`` (CI), not here; the README tests check that the script
+finds every README block it runs, and that the README's extractor block matches the Hub's.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import typing as t
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.settings import DEFAULT_MAX_CONCURRENCY
@@ -277,16 +278,45 @@ def test_sandbox_true_labels_the_rows_whatever_the_key_is(
 # --------------------------------------------------------------------------- README
 
 
-def test_the_readme_check_finds_the_meltano_commands_it_runs() -> None:
-    own_project, repository = load_script("meltano_readme_check").readme_blocks()
-    assert "meltano config test tap-maesn-qonto" in own_project
-    assert any(
-        line.startswith("meltano config set tap-maesn-qonto api_key") for line in own_project
+def test_the_readme_check_finds_every_block_it_runs() -> None:
+    check = load_script("meltano_readme_check")
+    blocks = check.readme_blocks()
+    assert {b.language for b in blocks} <= check.RUN_FENCES | check.SHOWN_FENCES
+    (quick,) = [b for b in blocks if check.is_quick_start(b)]
+    assert check.command_lines(quick) == ["bash scripts/quickstart.sh", "bash scripts/test.sh"]
+    commands = [c for b in blocks if b.language == "bash" for c in check.command_lines(b)]
+    assert "meltano config test tap-maesn-qonto" in commands
+    assert "meltano run tap-maesn-qonto target-postgres" in commands
+    # Meltano splits pip_url on whitespace: the README's must have none, and name the one
+    # source the check rewrites to this checkout.
+    pip_urls = [
+        plugin["pip_url"]
+        for b in blocks
+        if b.language == "yaml"
+        for plugins in yaml.safe_load(b.text).get("plugins", {}).values()
+        for plugin in plugins
+    ]
+    assert pip_urls
+    assert all(" " not in url for url in pip_urls)
+    assert any(check.GIT_SOURCE in url for url in pip_urls)
+
+
+def test_the_readme_extractor_block_declares_the_hub_settings() -> None:
+    check = load_script("meltano_readme_check")
+    (extractor,) = [
+        plugin
+        for b in check.readme_blocks()
+        if b.language == "yaml"
+        for plugin in yaml.safe_load(b.text).get("plugins", {}).get("extractors", [])
+    ]
+    hub = yaml.safe_load(
+        (check.ROOT / "hub/_data/meltano/extractors/tap-maesn-qonto/maesn-qonto.yml").read_text()
     )
-    assert "meltano --environment=emulator config test tap-maesn-qonto" in repository
-    assert "meltano run tap-maesn-qonto target-jsonl" in repository
-    assert repository[0].startswith("python3 -m tap_maesn_qonto.emulator")
-    assert repository[-1] == "kill %1"
+    kinds = {s["name"]: (s.get("kind"), bool(s.get("sensitive"))) for s in hub["settings"]}
+    assert {
+        s["name"]: (s.get("kind"), bool(s.get("sensitive"))) for s in extractor["settings"]
+    } == kinds
+    assert extractor["capabilities"] == hub["capabilities"]
 
 
 def test_under_structured_logging_on_one_pipe_the_error_ends_as_a_plain_sentence(

@@ -298,11 +298,17 @@ class TapMaesnQonto(SignalsOfTheRun, CheckedConfig, Tap):
             "retries": progress.retries,
             "seconds": round(progress.elapsed, 1),
         }
-        self.logger.info("run summary: %s", json.dumps(summary, separators=(",", ":")))
+        line = RUN_SUMMARY_PREFIX + json.dumps(summary, separators=(",", ":"))
+        if error is None:
+            self.logger.info("%s", line)
+        else:  # after the error's own line (cli.py), so that it stays the run's last line
+            PENDING_SUMMARY[:] = [line]
 
 
-#: The run's last log line, for orchestrators: ``run summary: {json}`` (tap.py ``_summary``).
+#: The run's last log line, for orchestrators: ``run summary: {json}``.
 RUN_SUMMARY_PREFIX = "run summary: "
+#: A failed run's summary, for cli.py to log after the error line.
+PENDING_SUMMARY: list[str] = []
 
 
 def _first_sentence(text: str | None) -> str:

@@ -322,9 +322,10 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
 
     def bookmark_after_record(self, record: dict, context: Context | None) -> None:
         """After each record: the partition's bookmark is what its read says (read.py)."""
-        read = self.table().reads[(context or {})["account_label"]]
-        read.written(record)
-        self._store_bookmark(read)
+        assert self._table is not None  # records come only from get_records
+        read = self._table.reads[(context or {})["account_label"]]
+        if read.written(record):
+            self._store_bookmark(read)
 
     def store_resumable_states(self) -> None:
         """Before a STATE on a stop: every partition read so far as its read leaves it."""

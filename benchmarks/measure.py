@@ -72,7 +72,8 @@ class BenchmarkError(RuntimeError):
 
 
 def commit_of(root: Path) -> str:
-    """The short commit of the checkout at ``root``, marked if it has uncommitted changes."""
+    """The short commit of the checkout at ``root``, and whether its tap (the package) or
+    anything else has uncommitted changes."""
 
     def git(*args: str) -> str:
         result = subprocess.run(
@@ -81,8 +82,13 @@ def commit_of(root: Path) -> str:
         return result.stdout.strip()
 
     commit = git("rev-parse", "--short", "HEAD") or "?"
-    dirty = git("status", "--porcelain", "--untracked-files=no")
-    return f"{commit}{' + uncommitted changes' if dirty else ''}"
+    tap = git("status", "--porcelain", "--untracked-files=no", "--", "tap_maesn_qonto")
+    other = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!tap_maesn_qonto")
+    if tap:
+        commit += " + uncommitted changes to tap_maesn_qonto/"
+    if other:
+        commit += " + uncommitted changes outside tap_maesn_qonto/"
+    return commit
 
 
 @dataclass(frozen=True)
@@ -477,6 +483,17 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"where the dated report is written (default: {REPORTS_DIR.relative_to(REPO_ROOT)})",
     )
     parser.add_argument("--no-report", action="store_true", help="print the report, write no file")
+    parser.add_argument(
+        "--tag",
+        default="",
+        help="a word added to the report's name (benchmark-<mode>-<tag>-<date>.md) for a run "
+        "that is not the mode's reference, such as an experiment",
+    )
+    parser.add_argument(
+        "--note",
+        default="",
+        help="a sentence under the report's header: what the run is for (an experiment's patch)",
+    )
 
 
 class Report:
@@ -492,8 +509,10 @@ class Report:
         command: Sequence[str],
         checkouts: Sequence[Checkout],
         reports_dir: Path | None,
+        note: str = "",
     ) -> None:
         self.mode = mode
+        self.note = note
         self.command = list(command)
         self.checkouts = list(checkouts)
         self.reports_dir = reports_dir
@@ -513,7 +532,9 @@ class Report:
     ) -> Report:
         given = list(sys.argv[1:] if argv is None else argv)
         command = ["uv", "run", "python", "-m", module, *given]
-        return cls(mode, command, checkouts, None if args.no_report else args.reports_dir)
+        reports_dir = None if args.no_report else args.reports_dir
+        tagged = f"{mode}-{args.tag}" if args.tag else mode
+        return cls(tagged, command, checkouts, reports_dir, args.note)
 
     def header(self) -> str:
         took = time.monotonic() - self._clock
@@ -531,6 +552,8 @@ class Report:
             f"- Load average (1, 5, 15 min): {self.load_before} before, {load_average()} after",
             f"- Command: `{shlex.join(self.command)}`",
         ]
+        if self.note:
+            lines += ["", f"Note: {self.note}"]
         return "\n".join(lines)
 
     def finish(self, body: str) -> str:

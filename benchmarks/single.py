@@ -7,6 +7,7 @@
     uv run python -m benchmarks.single --startup  # from the command to the tap's first request
     uv run python -m benchmarks.single --reconcile  # a reconcile run against a full sync's limit
     uv run python -m benchmarks.single --profile  # cProfile of one in-process sync (30 000 records)
+    uv run python -m benchmarks.single --cpu --previous DIR --runs 7  # CPU per record, in turn
 
 Every run is the tap as a user runs it, ``python -m tap_maesn_qonto --config cfg.json``, in its
 own process, so its CPU time and peak RSS come from ``os.wait4`` and nothing else is counted. The
@@ -540,6 +541,125 @@ def format_startup(times: dict[str, list[float]]) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- CPU per record
+
+#: One in-process sync of the checkout the process runs in (``python -c`` from its root,
+#: which Python imports first): stdout and stderr to /dev/null, then its times as JSON.
+IN_PROCESS_SYNC = """
+import json, os, sys, time
+try:
+    from tap_maesn_qonto.cli import tune_interpreter
+except ImportError:  # before the command line's module had it
+    from tap_maesn_qonto.tap import tune_interpreter
+from tap_maesn_qonto.tap import TapMaesnQonto
+tune_interpreter()
+tap = TapMaesnQonto(config=json.loads(sys.argv[1]))
+saved = os.dup(1), os.dup(2)
+devnull = os.open(os.devnull, os.O_WRONLY)
+os.dup2(devnull, 1)
+os.dup2(devnull, 2)
+wall, cpu, main = time.monotonic(), time.process_time(), time.thread_time()
+tap.sync_all()
+times = [time.monotonic() - wall, time.process_time() - cpu, time.thread_time() - main]
+sys.stdout.flush()
+os.dup2(saved[0], 1)
+os.dup2(saved[1], 2)
+print(json.dumps(times))
+"""
+
+
+@dataclass
+class CpuRun:
+    """One in-process sync: wall, CPU of the process and of its main thread (records)."""
+
+    checkout: str
+    records: int
+    wall_s: float
+    cpu_s: float
+    main_thread_s: float
+
+    def per_record_us(self, seconds: float) -> float:
+        return seconds / self.records * 1e6
+
+
+def cpu_runs(records: int, checkouts: Sequence[Checkout], runs: int) -> list[CpuRun]:
+    """Each checkout's tap in its own process but without the command line, in turn.
+
+    No interpreter start and no imports in the times: what a record costs. Records and
+    the emulator as in the main mode (invoices, 0 ms).
+    """
+    measured: list[CpuRun] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="tap-cpu-") as tmp,
+        EmulatorProcess(Path(tmp), records=records) as emulator,
+    ):
+        config = json.dumps(measure.tap_config(emulator.url))
+        for round_ in range(1, runs + 1):
+            for checkout in checkouts:
+                measure.note(f"{records} records in process, {checkout.label}, round {round_}")
+                answer = subprocess.run(
+                    [checkout.python, "-c", IN_PROCESS_SYNC, config],
+                    cwd=checkout.root,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                wall, cpu, main = json.loads(answer.stdout.strip().splitlines()[-1])
+                measured.append(CpuRun(checkout.label, records, wall, cpu, main))
+    return measured
+
+
+def format_cpu(measured: Sequence[CpuRun]) -> str:
+    labels = list(dict.fromkeys(run.checkout for run in measured))
+    columns = (
+        "checkout",
+        "runs",
+        "main thread µs/record",
+        "vs first",
+        "process CPU µs/record",
+        "vs first",
+        "wall s",
+        "every main thread µs/record",
+    )
+
+    def medians_of(label: str) -> tuple[float, float, float]:
+        taken = [run for run in measured if run.checkout == label]
+        return (
+            measure.median([run.per_record_us(run.main_thread_s) for run in taken]),
+            measure.median([run.per_record_us(run.cpu_s) for run in taken]),
+            measure.median([run.wall_s for run in taken]),
+        )
+
+    first_main, first_cpu, _ = medians_of(labels[0])
+    cells = []
+    for index, label in enumerate(labels):
+        main, cpu, wall = medians_of(label)
+        taken = [run for run in measured if run.checkout == label]
+        cells.append(
+            [
+                label,
+                f"{len(taken)}",
+                f"{main:.1f}",
+                measure.ratio(main, first_main) if index else "",
+                f"{cpu:.1f}",
+                measure.ratio(cpu, first_cpu) if index else "",
+                f"{wall:.2f}",
+                ", ".join(f"{run.per_record_us(run.main_thread_s):.1f}" for run in taken),
+            ]
+        )
+    records = measured[0].records if measured else 0
+    return "\n".join(
+        [
+            f"{records} invoices at 0 ms, max_concurrency {measure.DEFAULT_CONCURRENCY}, each "
+            "checkout's tap synced in its own process without the command line (no "
+            "interpreter start, no imports), in turn; medians. The main thread does the "
+            "records; the page-fetch threads are the rest of the process CPU.",
+            "",
+            measure.render_table(columns, cells),
+        ]
+    )
+
+
 # --------------------------------------------------------------------------- profile
 
 
@@ -694,6 +814,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="a reconcile run against a full sync's limit (default: 20 000 records at 100 ms)",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile one in-process sync")
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="CPU per record of an in-process sync (default 50 000 records, 5 runs), "
+        "with --previous in turn",
+    )
     measure.add_report_arguments(parser)
     return parser.parse_args(argv)
 
@@ -704,6 +830,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         mode, checkouts = "single-profile", [Checkout.this()]
     elif args.reconcile:
         mode, checkouts = "single-reconcile", [Checkout.this()]
+    elif args.cpu:
+        mode, checkouts = "single-cpu", measure.checkouts(args.previous)
     else:
         mode = "single-startup" if args.startup else "single"
         checkouts = measure.checkouts(args.previous)
@@ -712,6 +840,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         body = profile_body()
     elif args.reconcile:
         body = reconcile_body(args.records or [20_000], args.latencies or [100.0])
+    elif args.cpu:
+        body = format_cpu(cpu_runs((args.records or [50_000])[0], checkouts, args.runs or 5))
     elif args.startup:
         body = format_startup(startup_times(args.runs or 5, checkouts))
     else:

@@ -123,7 +123,9 @@ def test_benchmark_modules_import_only_the_measuring_library() -> None:
 def test_a_report_is_dated_and_says_when_where_and_how(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    report = measure.Report("single", ["uv", "run", "x"], [Checkout.this()], tmp_path)
+    report = measure.Report(
+        "single", ["uv", "run", "x"], [Checkout.this()], tmp_path, note="a patched run"
+    )
     text = report.finish("| a |\n|--:|\n| 1 |")
     again = measure.Report("single", ["uv", "run", "x"], [Checkout.this()], tmp_path)
     again.finish("second")
@@ -134,7 +136,7 @@ def test_a_report_is_dated_and_says_when_where_and_how(
     assert text in capsys.readouterr().out
     for fact in ("Checkout `this checkout`: commit ", "Machine: ", "cores", "RAM", "Load average"):
         assert fact in text
-    assert "- Command: `uv run x`" in text
+    assert "- Command: `uv run x`\n\nNote: a patched run\n\n| a |" in text
 
 
 # --------------------------------------------------------------------------- smoke tests
@@ -236,3 +238,13 @@ def test_another_checkout_needs_its_own_virtualenv(tmp_path: Path) -> None:
         "-m",
         "tap_maesn_qonto",
     ]
+
+
+@pytest.mark.e2e
+def test_cpu_per_record_is_measured_in_each_checkouts_own_process() -> None:
+    measured = single.cpu_runs(RECORDS, [Checkout.this(), Checkout.other(measure.REPO_ROOT)], 1)
+    assert len(measured) == 2
+    for run in measured:
+        assert 0 < run.main_thread_s <= run.cpu_s
+        assert run.wall_s > 0
+    assert "main thread µs/record" in single.format_cpu(measured)

@@ -15,7 +15,9 @@ from pathlib import Path
 # importable (no package of this checkout needs to be installed).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.pg import main
+from tests.support.pg import Server, main
+
+__all__ = ["Server", "main"]  # Server: for scripts/meltano_readme_check.py
 
 if __name__ == "__main__":
     try:

@@ -37,7 +37,7 @@ def run() -> int:
     gc.disable()
     from tap_maesn_qonto import inputs  # noqa: PLC0415 - after gc.disable, on purpose
     from tap_maesn_qonto.errors import TapStopError  # noqa: PLC0415
-    from tap_maesn_qonto.tap import TapMaesnQonto  # noqa: PLC0415
+    from tap_maesn_qonto.tap import PENDING_SUMMARY, TapMaesnQonto  # noqa: PLC0415
 
     tune_interpreter()
     # A signal stops a run by an exception raised wherever the main thread is; inside a
@@ -53,6 +53,8 @@ def run() -> int:
             logging.basicConfig(format="%(asctime)s | %(levelname)-8s | %(name)s | %(message)s")
         logger.debug("Traceback of the error below:", exc_info=True)
         logger.error("%s", exc)  # noqa: TRY400 - the traceback is for debug level only
+        for line in PENDING_SUMMARY:  # the run's last line, after its error
+            logger.info("%s", line)
         _say_plainly_if_merged(str(exc))
         code = int(exc.exit_code)
     except SystemExit as exc:  # click ends its command so

@@ -26,7 +26,7 @@ from singer_sdk.streams.rest import PageContext
 from tap_maesn_qonto import numbers, reconcile
 from tap_maesn_qonto.details import AutoVerdict, Details
 from tap_maesn_qonto.errors import AuthError
-from tap_maesn_qonto.fetch import Fetcher
+from tap_maesn_qonto.fetch import Fetcher, PageSource
 from tap_maesn_qonto.lineitems import ROWS_WAITING_AT_MOST, LineBuffer, LineItemsStream
 from tap_maesn_qonto.pages import PageRequest, record_keys
 from tap_maesn_qonto.plan import Planner, ReadPlan, plan_read
@@ -44,7 +44,6 @@ if t.TYPE_CHECKING:
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
-    from tap_maesn_qonto.envelope import Page
     from tap_maesn_qonto.runtime import RunContext
 
 #: A STATE message every this many records ...
@@ -225,9 +224,11 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
 
     def get_records(self, context: Context | None) -> Iterable[dict]:
         """One account's records, read by its own :class:`PartitionRead`."""
+        if not context:
+            return  # no account in this shard: nothing to read
         table, lines = self.table(), self._lines
         assert lines is not None  # set with the table
-        label = (context or {})["account_label"]
+        label = context["account_label"]
         read = table.reads[label] = self._open_read(label)
         if not lines.started:
             self._write_lines()  # the SCHEMA of line streams written directly
@@ -249,10 +250,11 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
     def _open_read(self, label: str) -> PartitionRead:
         several = len(self.run.accounts) > 1
         prefix = f"{self.name} of account {label}" if several else self.name
+        source = PageSource(self.fetcher, self.run.ahead, label)
         return PartitionRead(
             label=label,
             plan=self.read_plan(label),
-            fetch=lambda request: self._take_or_fetch(label, request),
+            fetch=source,
             keys=self.keys,
             report=ReadReport(self.logger, prefix, self.run.progress),
             page_size=int(self.config["page_size"]),
@@ -260,15 +262,9 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
             thread_name=f"{self.name}-page",
             details=self._details(label),
             lend=self.run.ahead.lend,
-            fetched_ahead=lambda request: self.run.ahead.holds((self.name, label, request)),
+            fetched_ahead=source.fetched_ahead,
             started=self.planner.first_sent(label),
         )
-
-    def _take_or_fetch(self, label: str, request: PageRequest) -> Page:
-        """A page: what was fetched ahead of the read, if it was, else fetched now."""
-        ahead = self.run.ahead.take((self.name, label, request))
-        page = ahead.result() if ahead is not None else None
-        return page if page is not None else self.fetcher.page(label, request)
 
     def _details(self, label: str) -> Details | None:
         """How this partition's records get their line items from details, if they do."""
@@ -301,11 +297,12 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         if read.details is not None:
             read.details.verdict.note(self.get_context_state({"account_label": read.label}))
         self.run.progress.read_done()
+        one_account = len(self.run.accounts) == 1  # many: the progress lines instead
         if read.outcome is Outcome.FAILED:
-            self.logger.warning("%s: account %s failed: %s", self.name, read.label, read.reason)
+            if not one_account:  # one line per failed read; one account: the run's last line
+                self.logger.error("%s: account %s failed: %s", self.name, read.label, read.reason)
             if isinstance(read.error, AuthError):  # its other streams would fail alike
                 self.run.fail_account(read.label, str(read.reason))
-        one_account = len(self.run.accounts) == 1  # many: the progress lines instead
         level = logging.INFO if one_account else logging.DEBUG
         self.logger.log(
             level, "%s", read.summary(self.run.progress.retries_of(self.name, read.label))
@@ -325,9 +322,10 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
 
     def bookmark_after_record(self, record: dict, context: Context | None) -> None:
         """After each record: the partition's bookmark is what its read says (read.py)."""
-        read = self.table().reads[(context or {})["account_label"]]
-        read.written(record)
-        self._store_bookmark(read)
+        assert self._table is not None  # records come only from get_records
+        read = self._table.reads[(context or {})["account_label"]]
+        if read.written(record):
+            self._store_bookmark(read)
 
     def store_resumable_states(self) -> None:
         """Before a STATE on a stop: every partition read so far as its read leaves it."""
@@ -338,6 +336,11 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
     def reconcile_left_undone(self) -> tuple[str, str] | None:
         """What this run's reconcile of the table did not retire, and why (None: all it could)."""
         return self._table.retired_nothing if self._table is not None else None
+
+    @property
+    def reconciled(self) -> bool:
+        """Whether this run's reconcile retired what the table no longer holds."""
+        return self._table is not None and self._table.activated
 
     def reads(self) -> list[PartitionRead]:
         """This run's reads of the stream's partitions so far (the tap's verdict)."""

@@ -51,6 +51,7 @@ if t.TYPE_CHECKING:
     import logging
 
     from tap_maesn_qonto.accounts import Account
+    from tap_maesn_qonto.prefetch import RequestsAhead
     from tap_maesn_qonto.runtime import RunContext
 
 #: Builds the HTTP request of a page request for an account label (the stream's SDK hooks).
@@ -260,3 +261,24 @@ class Fetcher:
 
     def _account(self, label: str) -> Account | None:
         return self.run.accounts.get(label)
+
+
+class PageSource:
+    """One partition's pages: what was fetched ahead of its read (prefetch.py), else now."""
+
+    def __init__(self, fetcher: Fetcher, ahead: RequestsAhead[Page], label: str) -> None:
+        self.fetcher = fetcher
+        self.ahead = ahead
+        self.label = label
+
+    def _key(self, request: PageRequest) -> tuple[str, str, PageRequest]:
+        return (self.fetcher.stream, self.label, request)
+
+    def __call__(self, request: PageRequest) -> Page:
+        taken = self.ahead.take(self._key(request))
+        page = taken.result() if taken is not None else None
+        return page if page is not None else self.fetcher.page(self.label, request)
+
+    def fetched_ahead(self, request: PageRequest) -> bool:
+        """Whether ``request`` is already on its way (it counts in no read's window)."""
+        return self.ahead.holds(self._key(request))

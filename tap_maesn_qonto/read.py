@@ -173,6 +173,7 @@ class PartitionRead:
             self._fail(exc, str(exc))
         else:
             self._finish()
+        self._release()
 
     def _read(self) -> Iterator[list[dict]]:
         emitted: set[str] = set()
@@ -263,6 +264,11 @@ class PartitionRead:
                 "held at the server's clock, so edits after it are still read next run."
             )
 
+    def _release(self) -> None:
+        """Drop what only the reading needed (pages, ids): a run keeps every read it made."""
+        self.passes = self._full.passes if self._full is not None else 0
+        self._window = self._full = None
+
     def _fail(self, error: Exception, reason: str) -> None:
         self.outcome = Outcome.FAILED
         self.error = error
@@ -315,16 +321,20 @@ class PartitionRead:
             max(filter(None, (self.plan.previous, self._written_max)), default=None)
         )
 
-    def written(self, record: dict) -> None:
-        """``record`` (as emitted, timestamps normalized) was written to the target.
+    def written(self, record: dict) -> bool:
+        """``record`` (as emitted, timestamps normalized) was written to the target; whether
+        that moved :attr:`resumable`.
 
         Only a window read's records move the bookmark before the read ends: each is
         the newest of its query so far, every older record of it written before.
         """
-        if self._full is None and self._window is not None:
-            key = record.get("updatedDate")
-            if isinstance(key, str) and (self._written_max is None or key > self._written_max):
-                self._written_max = key
+        if self._full is not None or self._window is None:
+            return False
+        key = record.get("updatedDate")
+        if isinstance(key, str) and (self._written_max is None or key > self._written_max):
+            self._written_max = key
+            return True
+        return False
 
     def _computed_bookmark(self) -> str | None:
         """The bookmark a complete read leaves."""

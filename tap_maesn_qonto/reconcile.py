@@ -104,6 +104,8 @@ class TableRun:
     reads: dict[str, PartitionRead] = field(default_factory=dict)
     #: A reconcile that could not retire: what it left ("no row was retired") and why.
     retired_nothing: tuple[str, str] | None = None
+    #: Whether this run's reconcile activated the table's version (rows retired).
+    activated: bool = False
 
     @property
     def version(self) -> int:
@@ -153,6 +155,7 @@ class TableRun:
         if parent_why or (with_lines and lines_why):
             what = "no row was retired" if parent_why else "no line row was retired"
             self.retired_nothing = (what, str(parent_why or lines_why))
+        self.activated = parent_why is None
         return parent_why is None, lines_why is None
 
     def record_done(

@@ -304,6 +304,17 @@ def _check_faker(config: t.Mapping[str, t.Any]) -> str | None:
     )
 
 
+def _check_activate_version(config: t.Mapping[str, t.Any]) -> str | None:
+    # singer-sdk 0.55 offers this to every tap that sends ACTIVATE_VERSION; this one sends
+    # it only after a reconcile that proved rows gone (reconcile.py).
+    if config.get("emit_activate_version_messages") is not True:
+        return None
+    return (
+        "emit_activate_version_messages is true, but this tap sends ACTIVATE_VERSION only "
+        "after a reconcile that proved rows gone: set reconcile_interval_days instead"
+    )
+
+
 def _check_batch(config: t.Mapping[str, t.Any]) -> str | None:
     if config.get("batch_config") is None:
         return None
@@ -325,6 +336,7 @@ def find_problems(config: t.Mapping[str, t.Any], known_settings: t.Iterable[str]
         _check_reconcile(config),
         _check_batch(config),
         _check_faker(config),
+        _check_activate_version(config),
     ):
         if problem:
             problems.append(problem)

@@ -145,6 +145,12 @@ class TapMaesnQonto(SignalsOfTheRun, CheckedConfig, Tap):
         self.run.install_signal_handlers()
         self.run.syncing = True
         self._warn_if_start_date_ahead()
+        if not self.run.accounts:
+            self.logger.warning(
+                "shard %s of %s holds no account: nothing to read.",
+                self.config.get("shard_index", 0),
+                self.config.get("shard_count", 1),
+            )
         streams = self._maesn_streams()
         try:
             # In the order the SDK syncs them: what is planned ahead runs in that order.
@@ -216,10 +222,7 @@ class TapMaesnQonto(SignalsOfTheRun, CheckedConfig, Tap):
             error = failed[0][1].error
             if isinstance(error, TapStopError):
                 raise error  # one account, one failure: its own line
-        several = len(self.run.accounts) > 1
-        if several:  # one line per failed read; the last line names the accounts
-            for name, read in failed:
-                self.logger.error("%s of account %s failed: %s", name, read.label, read.reason)
+        several = len(self.run.accounts) > 1  # each failed read had its line (client.py)
         if failed:
             labels = sorted({r.label for _, r in failed})
             named = "; ".join(
@@ -282,17 +285,30 @@ class TapMaesnQonto(SignalsOfTheRun, CheckedConfig, Tap):
         summary = {
             "outcome": outcome,
             "exit_code": int(code),
+            "accounts": len(self.run.accounts),
+            "accounts_read": len(self.run.accounts) - len(failed_accounts),
             "reads": progress.reads_total,
             "reads_done": progress.reads_done,
             "failed": sum(1 for r in reads if r.outcome is Outcome.FAILED),
             "incomplete": sum(1 for r in reads if r.outcome is Outcome.INCOMPLETE),
             "accounts_failed": sorted(failed_accounts),
+            "reconciled": [s.name for s in streams if s.reconciled],
             "records": progress.records,
             "requests": progress.requests,
             "retries": progress.retries,
             "seconds": round(progress.elapsed, 1),
         }
-        self.logger.info("run summary: %s", json.dumps(summary, separators=(",", ":")))
+        line = RUN_SUMMARY_PREFIX + json.dumps(summary, separators=(",", ":"))
+        if error is None:
+            self.logger.info("%s", line)
+        else:  # after the error's own line (cli.py), so that it stays the run's last line
+            PENDING_SUMMARY[:] = [line]
+
+
+#: The run's last log line, for orchestrators: ``run summary: {json}``.
+RUN_SUMMARY_PREFIX = "run summary: "
+#: A failed run's summary, for cli.py to log after the error line.
+PENDING_SUMMARY: list[str] = []
 
 
 def _first_sentence(text: str | None) -> str:

@@ -122,6 +122,7 @@ class WindowRead:
         chasing them.
         """
         page = self._take(self.first_page, position=Position.FIRST)
+        self.first_page = None  # read: not kept for the rest of the run
         while True:
             yield self._new_records(page)
             if not self._more(page):

@@ -1,8 +1,7 @@
-"""Importing a script by its path: only for the two tests of scripts other engineers own.
+"""Importing a script by its path: only for the test of a script another engineer owns.
 
-tests/test_benchmark.py (scripts/benchmark.py, scripts/peer_benchmark.py) and
-tests/test_meltano_readme.py (scripts/meltano_readme_check.py) use it until those scripts
-become importable modules; every other test imports nothing from scripts/. Shared test
+tests/test_meltano_readme.py (scripts/meltano_readme_check.py) uses it until that script
+becomes an importable module; every other test imports nothing from scripts/. Shared test
 code lives in tests/support/.
 """
 

@@ -1,23 +1,54 @@
-"""The README's Meltano commands, as scripts/meltano_readme_check.py finds them.
+"""The README's Meltano blocks, as scripts/meltano_readme_check.py finds them.
 
-The check itself runs Meltano (CI, .ci/run step 6); this test only holds that it still
-finds the commands it runs in README.md. It imports the script by its path (tests/helpers.py)
-because the script belongs to the README's owner: it moves into tests/e2e/ when that script
-becomes a module.
+The check itself runs Meltano (CI, .ci/run step 5); these tests hold that it still finds
+every README block it runs, and that the README's extractor block declares the Hub's
+settings. They import the script by its path (tests/helpers.py) because the script belongs
+to the README's owner: they move into tests/e2e/ when it becomes a module.
 """
 
 from __future__ import annotations
 
+import yaml
+
 from tests.helpers import load_script
 
 
-def test_the_readme_check_finds_the_meltano_commands_it_runs() -> None:
-    own_project, repository = load_script("meltano_readme_check").readme_blocks()
-    assert "meltano config test tap-maesn-qonto" in own_project
-    assert any(
-        line.startswith("meltano config set tap-maesn-qonto api_key") for line in own_project
+def test_the_readme_check_finds_every_block_it_runs() -> None:
+    check = load_script("meltano_readme_check")
+    blocks = check.readme_blocks()
+    assert {b.language for b in blocks} <= check.RUN_FENCES | check.SHOWN_FENCES
+    (quick,) = [b for b in blocks if check.is_quick_start(b)]
+    assert check.command_lines(quick) == ["bash scripts/quickstart.sh", "bash scripts/test.sh"]
+    commands = [c for b in blocks if b.language == "bash" for c in check.command_lines(b)]
+    assert "meltano config test tap-maesn-qonto" in commands
+    assert "meltano run tap-maesn-qonto target-postgres" in commands
+    # Meltano splits pip_url on whitespace: the README's must have none, and name the one
+    # source the check rewrites to this checkout.
+    pip_urls = [
+        plugin["pip_url"]
+        for b in blocks
+        if b.language == "yaml"
+        for plugins in yaml.safe_load(b.text).get("plugins", {}).values()
+        for plugin in plugins
+    ]
+    assert pip_urls
+    assert all(" " not in url for url in pip_urls)
+    assert any(check.GIT_SOURCE in url for url in pip_urls)
+
+
+def test_the_readme_extractor_block_declares_the_hub_settings() -> None:
+    check = load_script("meltano_readme_check")
+    (extractor,) = [
+        plugin
+        for b in check.readme_blocks()
+        if b.language == "yaml"
+        for plugin in yaml.safe_load(b.text).get("plugins", {}).get("extractors", [])
+    ]
+    hub = yaml.safe_load(
+        (check.ROOT / "hub/_data/meltano/extractors/tap-maesn-qonto/maesn-qonto.yml").read_text()
     )
-    assert "meltano --environment=emulator config test tap-maesn-qonto" in repository
-    assert "meltano run tap-maesn-qonto target-jsonl" in repository
-    assert repository[0].startswith("python3 -m tap_maesn_qonto.emulator")
-    assert repository[-1] == "kill %1"
+    kinds = {s["name"]: (s.get("kind"), bool(s.get("sensitive"))) for s in hub["settings"]}
+    assert {
+        s["name"]: (s.get("kind"), bool(s.get("sensitive"))) for s in extractor["settings"]
+    } == kinds
+    assert extractor["capabilities"] == hub["capabilities"]

@@ -55,6 +55,7 @@ Only ``dagster`` is needed (plus ``dagster-webserver`` for ``dagster dev``); Mel
 separate executable (``meltano_bin``), installed with ``meltano[s3]`` for an S3 state backend.
 """
 
+import json
 import multiprocessing
 import os
 import re
@@ -62,6 +63,7 @@ import signal
 import subprocess
 import sys
 import time
+import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,12 +102,10 @@ PLUGIN_DIRS = (
     "files",
 )
 
-# The tap's lines that matter in the orchestrator (found inside Meltano's log prefix/suffix).
-SUMMARY = re.compile(
-    r"accounts: (\d+) read, (\d+) failed; (\d+) records, (\d+) pages, (\d+) retries, ([\d.]+) s"
-)
+# The tap's lines that matter in the orchestrator (found inside Meltano's log prefix/suffix):
+# its last line, `run summary: {json}`, and one line per failed read.
+RUN_SUMMARY = re.compile(r"run summary: (\{.*?\})(?:\s{2,}\w+=.*)?$")
 ACCOUNT_FAILED = re.compile(r"\baccount (\S+) failed: (.*?)(?:\s{2,}\w+=.*)?$")
-RECONCILING = re.compile(r"\b(\w+): reconciling: ")
 
 #: The run tag of both jobs: they write the same tables, so at most one of their runs may be
 #: in progress at a time (dagster.yaml's tag_concurrency_limits; the ops check it too).
@@ -250,22 +250,17 @@ def _run_meltano(context: OpExecutionContext, meltano: MeltanoShards, part: Part
         errors="replace",
         bufsize=1,
     )
-    summary: dict[str, float] = {}
-    summary_line, failed, tail, reconciled = "", {}, [], []
+    summary: dict[str, t.Any] = {}
+    summary_line, failed, tail = "", {}, []
     try:
         assert process.stdout is not None
         for line in process.stdout:
             sys.stderr.write(line)  # the whole log: the step's captured stderr in the UI
             tail = [*tail[-39:], line.rstrip()]
-            if match := SUMMARY.search(line):
+            if match := RUN_SUMMARY.search(line.rstrip()):
                 summary_line = match.group(0)
-                keys = ("accounts_read", "accounts_failed", "records", "pages", "retries")
-                summary = {
-                    key: int(value) for key, value in zip(keys, match.groups(), strict=False)
-                }
+                summary = json.loads(match.group(1))
                 context.log.info(summary_line)
-            elif match := RECONCILING.search(line):
-                reconciled.append(match.group(1))
             elif match := ACCOUNT_FAILED.search(line.rstrip()):
                 failed[match.group(1)] = match.group(2).strip()
                 context.log.error(f"account {match.group(1)} failed: {match.group(2).strip()}")
@@ -281,9 +276,12 @@ def _run_meltano(context: OpExecutionContext, meltano: MeltanoShards, part: Part
         "state_id_suffix": part.suffix,
         **{name.lower(): int(value) for name, value in part.tap_env.items()},
         "exit_code": code,
-        **summary,
+        **{k: v for k, v in summary.items() if isinstance(v, int | float | str)},
         "seconds": round(time.monotonic() - started, 1),
     }
+    for label in summary.get("accounts_failed") or []:
+        failed.setdefault(label, "see the log")
+    reconciled = list(summary.get("reconciled") or [])
     what = ""
     if failed:
         what = f"{len(failed)} account(s) failed ({', '.join(failed)})"

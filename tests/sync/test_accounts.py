@@ -13,7 +13,13 @@ import pytest
 
 from tap_maesn_qonto.accounts import shard_of
 from tap_maesn_qonto.emulator import Emulator, many_accounts
-from tests.support.configs import API_KEY, MANY_ACCOUNTS, STREAM_RESOURCES, accounts_config
+from tests.support.configs import (
+    API_KEY,
+    MANY_ACCOUNTS,
+    STREAM_RESOURCES,
+    accounts_config,
+    tap_config,
+)
 from tests.support.tap import sync
 
 if t.TYPE_CHECKING:
@@ -87,3 +93,19 @@ def test_with_many_accounts_a_state_comes_every_ten_records_an_account_at_most()
     mid_stream = gaps[:-1]  # the last is the stream's end
     assert mid_stream, "no STATE within the stream: the test proves nothing"
     assert all(gap >= 10 * accounts for gap in mid_stream), gaps
+
+
+def test_a_shard_that_holds_no_account_reads_nothing_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    labels = [f"acct-{n}" for n in range(3)]
+    empty = next(i for i in range(8) if all(shard_of(label, 8) != i for label in labels))
+    with Emulator(counts={"invoices": 3, "bills": 0, "bookingProposals": 0}) as emulator:
+        config = tap_config(emulator, shard_count=8, shard_index=empty)
+        del config["account_key"]
+        config["accounts"] = [
+            {"label": label, "account_key": "emulator-account-qonto"} for label in labels
+        ]
+        result = sync(config)
+    assert result.records("invoices") == []
+    assert "holds no account" in caplog.text

@@ -263,15 +263,16 @@ class Run:
         the server's order; the last page: records without updatedDate sorted last);
         paging a query by number would ask for two or more.
         """
-        pages = Counter(
-            query.get("lastModifiedAt")
-            for resource, query in self.queries
-            if resource == STREAM_RESOURCES[stream]
-            and query.get("orderField") == "updatedDate"
-            and query.get("orderDir") == "ASC"
-            and query.get("page", "1") != "1"
-        )
-        return any(count > 1 for count in pages.values())
+        pages: dict[str | None, set[str]] = {}
+        for resource, query in self.queries:
+            if (
+                resource == STREAM_RESOURCES[stream]
+                and query.get("orderField") == "updatedDate"
+                and query.get("orderDir") == "ASC"
+                and query.get("page", "1") != "1"
+            ):  # the same page asked for again (a retry) is one page
+                pages.setdefault(query.get("lastModifiedAt"), set()).add(query["page"])
+        return any(len(numbers) > 1 for numbers in pages.values())
 
 
 def run_tap(config: dict[str, t.Any], state: dict | None, catalog: dict | None = None) -> Run:

@@ -134,7 +134,15 @@ def about() -> Mapping:
 
 @pytest.fixture(scope="module")
 def about_settings(about: Mapping) -> dict[str, Mapping]:
-    return about["settings"]["properties"]
+    # singer-sdk 0.55 adds emit_activate_version_messages to every tap that declares the
+    # capability; this tap's own reconciles decide when ACTIVATE_VERSION goes out, so the
+    # setting is refused when true (settings.py) and not listed for Meltano or the Hub.
+    properties = about["settings"]["properties"]
+    return {name: p for name, p in properties.items() if name not in SDK_BUILT_INS_REFUSED}
+
+
+#: Settings newer singer-sdk versions add that this tap accepts only at their default.
+SDK_BUILT_INS_REFUSED = frozenset({"emit_activate_version_messages"})
 
 
 @pytest.fixture(scope="module")

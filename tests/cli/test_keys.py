@@ -284,4 +284,8 @@ def test_under_structured_logging_on_one_pipe_the_error_ends_as_a_plain_sentence
     assert merged.returncode == 1
     lines = [line for line in merged.stdout.splitlines() if line.strip()]
     assert lines[-1].startswith("Nothing answered at api_url"), lines[-3:]
-    assert json.loads(lines[-2])["message"].startswith("Nothing answered at api_url")
+    # Before it, the JSON lines: the error, then the run summary (the run's last log line).
+    error, summary = (json.loads(line) for line in lines[-3:-1])
+    assert (error["level"], summary["level"]) == ("error", "info"), lines[-3:]
+    assert error["message"].startswith("Nothing answered at api_url")
+    assert summary["message"].startswith("run summary: ")

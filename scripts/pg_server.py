@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.support.pg import Server, main
 
-__all__ = ["Server", "main"]  # Server: for scripts/meltano_readme_check.py
+__all__ = ["Server", "main"]
 
 if __name__ == "__main__":
     try:

@@ -3,7 +3,7 @@
 The tap runs as a user runs it (``python -m tap_maesn_qonto``) against the emulator on
 loopback. After a 401/403 it asks ``GET /auth/{TARGET_SYSTEM}`` with ``X-API-KEY`` only
 (keycheck.py) and names the wrong key. Meltano itself runs in
-``scripts/meltano_readme_check.py`` (CI); tests/test_meltano_readme.py checks that the
+``tests/e2e/readme.py`` (CI); tests/unit/test_readme.py checks that the
 script finds every README block it runs, and that the README's extractor block matches
 the Hub's.
 """

@@ -1,20 +1,18 @@
-"""The README's Meltano blocks, as scripts/meltano_readme_check.py finds them.
+"""The README's Meltano blocks, as tests/e2e/readme.py finds them.
 
 The check itself runs Meltano (CI, .ci/run step 5); these tests hold that it still finds
 every README block it runs, and that the README's extractor block declares the Hub's
-settings. They import the script by its path (tests/helpers.py) because the script belongs
-to the README's owner: they move into tests/e2e/ when it becomes a module.
+settings. The check is a module of the e2e tier (``python -m tests.e2e.readme``).
 """
 
 from __future__ import annotations
 
 import yaml
 
-from tests.helpers import load_script
+from tests.e2e import readme as check
 
 
 def test_the_readme_check_finds_every_block_it_runs() -> None:
-    check = load_script("meltano_readme_check")
     blocks = check.readme_blocks()
     assert {b.language for b in blocks} <= check.RUN_FENCES | check.SHOWN_FENCES
     (quick,) = [b for b in blocks if check.is_quick_start(b)]
@@ -37,7 +35,6 @@ def test_the_readme_check_finds_every_block_it_runs() -> None:
 
 
 def test_the_readme_extractor_block_declares_the_hub_settings() -> None:
-    check = load_script("meltano_readme_check")
     (extractor,) = [
         plugin
         for b in check.readme_blocks()

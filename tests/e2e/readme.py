@@ -1,6 +1,6 @@
 """Every command and YAML block of README.md, run as written, in a fresh Meltano project.
 
-    uv run --locked python scripts/meltano_readme_check.py [--meltano PATH] [--keep]
+    uv run --locked python -m tests.e2e.readme [--meltano PATH] [--keep]
 
 The blocks are read from README.md (never retyped here) and handled by their fence, in
 README order:
@@ -24,7 +24,7 @@ What is not the README's, and why:
   the Maesn emulator (``TAP_MAESN_QONTO_API_URL``; its keys as ``MAESN_API_KEY`` and
   ``MAESN_ACCOUNT_KEY``, the variables the README's commands use) and a PostgreSQL server
   on 127.0.0.1 (``TARGET_POSTGRES_PORT``, and ``TARGET_POSTGRES_PASSWORD`` as the README
-  says to give it; the server from meltano_e2e.py's ``default_pg_bin_dir``);
+  says to give it; the server from tests/support/tools.py's ``default_pg_bin_dir``);
 * where the tap comes from: GitHub is not reachable from CI and the tap under test is this
   checkout, so one substring is rewritten, and printed: the README's source
   ``git+https://github.com/tap-maesn-qonto/tap-maesn-qonto.git`` becomes the ``file://``
@@ -73,11 +73,10 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
+from tests.support import pg as pg_server
+from tests.support.tools import MELTANO, default_pg_bin_dir, uvx_executable
 
-import pg_server  # noqa: E402
-from meltano_e2e import MELTANO, default_pg_bin_dir, uvx_executable  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 README = ROOT / "README.md"
 #: The README's source of the tap; the one string the check rewrites (to a local wheel).

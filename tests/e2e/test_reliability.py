@@ -239,6 +239,11 @@ NAMES = [
     "past_last_page",
     "broken_page_then_resume",
     "not_maesn",
+    "sorts_only_each_page",
+    "order_dir_ignored",
+    "bookmarked_404_once",
+    "records_ahead_of_the_clock",
+    "id_listed_twice_reconciled",
 ]
 
 
@@ -503,6 +508,100 @@ class Scenarios:
             outcome.result = "PASS" if run.exit_code == 1 and said else "FAIL"
             return outcome
 
+    def sorts_only_each_page(self) -> Outcome:
+        """A target system that sorts each page it serves, not the list: window reads must
+        notice (records left behind a moving window) and read the whole list instead."""
+        with Emulator(counts=self.counts(), sort_scope="page") as emulator:
+            first = run_tap(config_for(emulator, page_size=20), None, self.workdir)
+            for resource in RESOURCES.values():
+                emulator.mutate(resource, update=5, create=3)
+            second = run_tap(
+                config_for(emulator, page_size=20),
+                first.last_state,
+                self.workdir,
+                emulator=emulator,
+            )
+            return judge(
+                "server sorts only each page",
+                emulator,
+                [first, second],
+                note=f"exits {first.exit_code}, {second.exit_code}",
+                ok=first.exit_code == second.exit_code == 0,
+            )
+
+    def order_dir_ignored(self) -> Outcome:
+        """orderDir ignored: the probes come back oldest first; a first run (whole list) and
+        an incremental run (window) both read every record, and neither ends with exit 3."""
+        with Emulator(counts=self.counts(), honor_order_dir=False) as emulator:
+            config = config_for(emulator, page_size=20, start_date=None)
+            first = run_tap(config, None, self.workdir)
+            for resource in RESOURCES.values():
+                emulator.mutate(resource, update=5, create=3, delete=1)
+            second = run_tap(config, first.last_state, self.workdir, emulator=emulator)
+            return judge(
+                "server ignores orderDir",
+                emulator,
+                [first, second],
+                note=f"exits {first.exit_code}, {second.exit_code}",
+                ok=first.exit_code == second.exit_code == 0,
+            )
+
+    def bookmarked_404_once(self) -> Outcome:
+        """One 404 on the first request of a partition read before: retried, not 'not available'."""
+        with Emulator(counts=self.counts()) as emulator:
+            first = run_tap(config_for(emulator), None, self.workdir)
+            for resource in RESOURCES.values():
+                emulator.mutate(resource, update=5, create=2)
+            emulator.fail_next("404", count=1, resource="invoices", page=1)
+            second = run_tap(
+                config_for(emulator), first.last_state, self.workdir, emulator=emulator
+            )
+            return judge(
+                "one 404 on a bookmarked first request",
+                emulator,
+                [first, second],
+                note=f"exits {first.exit_code}, {second.exit_code}; {second.retries} retries",
+                ok=first.exit_code == second.exit_code == 0 and second.retries >= 1,
+            )
+
+    def records_ahead_of_the_clock(self) -> Outcome:
+        """Changes stamped 2 h ahead of the server's clock: the bookmark stays at the clock, the
+        next run accepts the state and reads the edits made after it."""
+        with Emulator(counts=self.counts()) as emulator:
+            emulator.configure(updated_lag_seconds=-7200)
+            for resource in RESOURCES.values():
+                emulator.mutate(resource, update=5, create=2)
+            emulator.configure(updated_lag_seconds=0)
+            first = run_tap(config_for(emulator), None, self.workdir, emulator=emulator)
+            for resource in RESOURCES.values():
+                emulator.mutate(resource, update=5, create=2)
+            second = run_tap(
+                config_for(emulator), first.last_state, self.workdir, emulator=emulator
+            )
+            said = "ahead of the server's clock" in first.stderr
+            return judge(
+                "records stamped 2 h ahead of the clock",
+                emulator,
+                [first, second],
+                note=f"exits {first.exit_code}, {second.exit_code}; named: {said}",
+                ok=first.exit_code == second.exit_code == 0 and said,
+            )
+
+    def id_listed_twice_reconciled(self) -> Outcome:
+        """An id listed twice: emitted once, the pass judged by the server's count, and the
+        reconcile activates."""
+        with Emulator(counts=self.counts(), duplicate_ids=1) as emulator:
+            config = config_for(emulator, page_size=20, start_date=None, reconcile_interval_days=0)
+            run = run_tap(config, None, self.workdir, emulator=emulator)
+            activated = '"reconciled":["' in run.stderr
+            return judge(
+                "an id listed twice, reconciled",
+                emulator,
+                [run],
+                note=f"exit {run.exit_code}; reconciled: {activated}",
+                ok=run.exit_code == 0 and activated,
+            )
+
     def all(self) -> dict[str, Callable[[], Outcome]]:
         """Every scenario, by its test id, in the report's order."""
         return dict(
@@ -543,6 +642,11 @@ class Scenarios:
                     self.past_last_page,
                     self.broken_page_then_resume,
                     self.not_maesn,
+                    self.sorts_only_each_page,
+                    self.order_dir_ignored,
+                    self.bookmarked_404_once,
+                    self.records_ahead_of_the_clock,
+                    self.id_listed_twice_reconciled,
                 ],
                 strict=True,
             )

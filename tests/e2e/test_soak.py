@@ -57,6 +57,7 @@ import signal
 import subprocess
 import time
 import typing as t
+from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -709,9 +710,45 @@ def test_soak_deletes_nothing_and_loses_nothing(tmp_path: Path) -> None:
             final.violate("F", f"the final reconcile ended with exit code {final.exit_code}")
         soak.check_equal_to_source(final)
     print(f"\nsoak: SOAK_SEED={soak.seed} SOAK_ROUNDS={SOAK_ROUNDS}\n{soak.summary()}")
+    if report_dir := os.environ.get("SOAK_REPORT"):
+        write_report(soak, Path(report_dir))
     problems = soak.verdict()
     if problems:
         pytest.fail(problems, pytrace=False)
+
+
+def write_report(soak: Soak, directory: Path) -> Path:
+    """Add this soak's totals to the day's report (``SOAK_REPORT=docs/reports``)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    today = dt.datetime.now(dt.UTC)
+    path = directory / f"soak-{today.date().isoformat()}.md"
+    if not path.exists():
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        path.write_text(
+            "# Soak report\n\n"
+            f"Written by tests/e2e/test_soak.py (`SOAK_ROUNDS=N SOAK_SEED=S SOAK_REPORT=docs/reports "
+            f"uv run --locked pytest -n 0 -m e2e tests/e2e/test_soak.py -k soak_deletes`), commit "
+            f"{commit}, on {os.cpu_count()} cores. Each row is one soak: its rounds (random plans, "
+            "then a quiet round and a final reconcile), the accounts, the exit codes seen, the "
+            "ACTIVATE_VERSION messages and the rows they retired in the warehouse model, and the "
+            "invariants' violations (I1 no live row retired, I2 exit 0 loses nothing, I3 clean "
+            "exits, I4 reconciles opt-in, F warehouse equals the source at the end).\n\n"
+            "| finished (UTC) | seed | rounds | accounts | exit codes | activations | rows retired "
+            "| violations | seconds |\n|---|---|---|---|---|---|---|---|---|\n"
+        )
+    exits = Counter(str(r.exit_code) for r in soak.reports)
+    row = (
+        f"| {today.isoformat(timespec='seconds')} | {soak.seed} | {len(soak.reports)} | "
+        f"{len(soak.labels)} | {', '.join(f'{code}: {n}' for code, n in sorted(exits.items()))} | "
+        f"{sum(r.activations for r in soak.reports)} | {sum(r.retired for r in soak.reports)} | "
+        f"{sum(len(r.violations) for r in soak.reports)} | "
+        f"{sum(r.seconds for r in soak.reports):.0f} |\n"
+    )
+    with path.open("a") as handle:
+        handle.write(row)
+    return path
 
 
 # --------------------------------------------------------------------------- the model's tests

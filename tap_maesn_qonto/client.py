@@ -364,7 +364,7 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         """Send ACTIVATE_VERSION for ``stream`` under every name its stream maps give it."""
         for stream_map in stream.stream_maps:
             if not isinstance(stream_map, RemoveRecordTransform):
-                self._tap.write_message(
+                self.write_message(
                     ActivateVersionMessage(stream=stream_map.stream_alias, version=version)
                 )
 

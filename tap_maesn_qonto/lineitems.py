@@ -81,7 +81,7 @@ class LineItemsStream(PlainRecordMessages):
 
     def write_row(self, row: dict) -> None:
         """Write one row as a RECORD now (only where no stream map or selection applies)."""
-        self._write_record_message(row)
+        self.write_record(row)
         self.rows_written += 1
 
     def rows_of(self, record: dict) -> list[dict]:

@@ -37,8 +37,9 @@ module (and the tap) only, and fails if the SDK changes what a seam relies on.
    integer and number settings as text, for the tap to type (the SDK's ``int("abc")`` is
    a traceback, its "flase" silently false, its "1.25" a string). Waits for typed
    environment settings upstream.
-8. ``Tap.sync_all`` is wrapped (tap.py): final in the SDK, and the one place the outcome
-   of the whole run is known in process (meltano/sdk#2121 would add run hooks).
+8. ``Tap.sync_all`` is wrapped (:class:`WrappedSync`): final in the SDK, and the one place
+   the outcome of the whole run is known in process. The tap fills the hooks before,
+   after and on failure (meltano/sdk#2121 would add run hooks).
 """
 
 from __future__ import annotations
@@ -85,6 +86,14 @@ class PlainRecordMessages(Stream):
             and maps[0].stream_alias == self.name
             and all(self.mask.values())
         )
+
+    def write_record(self, record: dict) -> None:
+        """Write one RECORD message now, as the SDK's sync would (seam 1)."""
+        self._write_record_message(record)
+
+    def write_message(self, message: t.Any) -> None:
+        """Write any Singer message through the tap's writer (an ACTIVATE_VERSION)."""
+        self._writing_tap.write_message(message)
 
     def bookmark_after_record(self, record: dict, context: Context | None) -> None:
         """Set the partition's bookmark after ``record`` was written (reads that own it)."""
@@ -151,6 +160,25 @@ def index_partition_lookups(manager: t.Any) -> None:
 
     manager.get_context_state = get_context_state
     manager.indexed_partition_lookups = True
+
+
+class WrappedSync(Tap):
+    """``sync_all`` with the tap's hooks around the SDK's own (seam 8)."""
+
+    def before_sync(self) -> None:
+        """Before any stream is synced."""
+
+    def after_sync(self, error: BaseException | None) -> None:
+        """After the SDK's sync, whether it ended (``error`` None) or raised ``error``."""
+
+    def sync_all(self) -> None:  # type: ignore[misc]  # final in the SDK: wrapped, not replaced
+        self.before_sync()
+        try:
+            super().sync_all()
+        except BaseException as exc:
+            self.after_sync(exc)
+            raise
+        self.after_sync(None)
 
 
 class SignalsOfTheRun(Tap):

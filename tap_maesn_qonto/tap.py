@@ -21,7 +21,7 @@ from tap_maesn_qonto.errors import (
 from tap_maesn_qonto.output import BufferedSingerWriter
 from tap_maesn_qonto.read import Outcome
 from tap_maesn_qonto.runtime import RunContext
-from tap_maesn_qonto.sdk_compat import CheckedConfig, SignalsOfTheRun
+from tap_maesn_qonto.sdk_compat import CheckedConfig, SignalsOfTheRun, WrappedSync
 from tap_maesn_qonto.settings import (
     CONFIG_SCHEMA,
     DEFAULT_API_URL,
@@ -43,7 +43,7 @@ if t.TYPE_CHECKING:
 FAILURES_NAMED = 5
 
 
-class TapMaesnQonto(SignalsOfTheRun, CheckedConfig, Tap):
+class TapMaesnQonto(WrappedSync, SignalsOfTheRun, CheckedConfig, Tap):
     """Singer tap for Qonto accounting data (invoices, bills, booking proposals) via Maesn."""
 
     name = "tap-maesn-qonto"
@@ -134,14 +134,10 @@ class TapMaesnQonto(SignalsOfTheRun, CheckedConfig, Tap):
         parents: list[Stream] = [stream_type(self, run=self.run) for stream_type in STREAM_TYPES]
         return [*parents, *(line_type(self) for line_type in LINE_ITEM_STREAM_TYPES)]
 
-    # The SDK marks sync_all final; this wraps it (super() does all the syncing) because
-    # it is the one place where the outcome of the whole run is known in process.
-    def sync_all(self) -> None:  # type: ignore[misc]
-        """Sync every stream; stop cleanly on a signal; end with the run's verdict.
+    # --- the run around the SDK's sync (sdk_compat.WrappedSync) -------------------------
 
-        Whatever ends the run early, the last STATE written is safe to resume from:
-        every partition's bookmark is what its own read leaves (read.py).
-        """
+    def before_sync(self) -> None:
+        """Stop cleanly on a signal from now on; plan every partition's first requests."""
         self.run.install_signal_handlers()
         self.run.syncing = True
         self._warn_if_start_date_ahead()
@@ -151,21 +147,27 @@ class TapMaesnQonto(SignalsOfTheRun, CheckedConfig, Tap):
                 self.config.get("shard_index", 0),
                 self.config.get("shard_count", 1),
             )
+        # In the order the SDK syncs them: what is planned ahead runs in that order.
+        order = 0
+        for stream in self._maesn_streams():
+            for context in stream.partitions:
+                stream.plan_ahead(context, order)
+                order += 1
+        self.run.progress.planned(order)
+
+    def after_sync(self, error: BaseException | None) -> None:
+        """End with the run's verdict and its summary line.
+
+        Whatever ends the run early, the last STATE written is safe to resume from: every
+        partition's bookmark is what its own read leaves (read.py).
+        """
         streams = self._maesn_streams()
         try:
-            # In the order the SDK syncs them: what is planned ahead runs in that order.
-            order = 0
-            for stream in streams:
-                for context in stream.partitions:
-                    stream.plan_ahead(context, order)
-                    order += 1
-            self.run.progress.planned(order)
-            super().sync_all()
+            if error is not None:
+                self._write_resumable_state()
+                self._summary(streams, error)
+                return
             self._flush_output()  # the SDK skips a final STATE equal to the last one
-        except BaseException as exc:
-            self._write_resumable_state()
-            self._summary(streams, exc)
-            raise
         finally:
             self.run.stop.set()  # fetch-ahead workers still waiting give up at once
             self.run.ahead.close()

@@ -23,10 +23,13 @@ tests/sync/test_sdk_compat.py.
 from __future__ import annotations
 
 import inspect
+import re
 import typing as t
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from singer_sdk import Tap
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.plugin_base import PluginBase
 from singer_sdk.singerlib import StateMessage
@@ -138,3 +141,27 @@ def test_the_signal_handlers_are_the_runs_once_the_tap_exists() -> None:
         assert getattr(handler, "__self__", None) is tap.run
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_no_module_but_sdk_compat_leans_on_the_sdk_beyond_its_public_hooks() -> None:
+    # The seams sdk_compat.py names, and the SDK's private modules: used nowhere else.
+    private = re.compile(
+        r"\._(write_record_message|increment_stream_state|stream_version|validate_config"
+        r"|setup_signal_handlers|env_var_config|config|tap|handle_termination)\b"
+        r"|singer_sdk(\.\w+)*\._\w+"
+    )
+    package = Path(sdk_compat.__file__).parent
+    offenders = [
+        f"{path.name}:{number}: {line.strip()}"
+        for path in sorted(package.glob("*.py"))
+        if path.name != "sdk_compat.py"
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if private.search(line)
+    ]
+    assert not offenders, offenders
+
+
+def test_the_run_wraps_the_sdks_sync_all_through_its_hooks() -> None:
+    assert issubclass(TapMaesnQonto, sdk_compat.WrappedSync)
+    assert TapMaesnQonto.sync_all is sdk_compat.WrappedSync.sync_all
+    assert "def sync_all" in inspect.getsource(Tap)

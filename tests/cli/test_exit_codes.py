@@ -9,7 +9,6 @@ while the target lags leaves only whole messages.
 from __future__ import annotations
 
 import json
-import re
 import signal
 import subprocess
 import sys
@@ -20,67 +19,17 @@ from pathlib import Path
 import pytest
 
 from tap_maesn_qonto.emulator import Emulator
-from tests.support.configs import ACCOUNT_KEY, API_KEY, STREAM_RESOURCES, tap_config
+from tests.support.checks import (
+    assert_a_clean_run_read_every_id,
+    assert_no_key_leaked,
+    assert_one_clear_error,
+    bookmark_value,
+    counts,
+    invoices,
+    whole_list,
+)
+from tests.support.configs import STREAM_RESOURCES, tap_config
 from tests.support.tap import SyncResult, TapProcess, parse_messages, run_cli
-
-KEYS = (API_KEY, ACCOUNT_KEY)
-ERROR_LEVEL = re.compile(r"\| (ERROR|CRITICAL) +\|")
-SDK_NOTICE = "An unhandled error occurred while syncing"
-ONLY_INVOICES = {"invoices": 0, "bills": 0, "bookingProposals": 0}
-
-
-def _counts(n: int) -> dict[str, int]:
-    return dict.fromkeys(STREAM_RESOURCES.values(), n)
-
-
-def _invoices(n: int) -> dict[str, int]:
-    return {**ONLY_INVOICES, "invoices": n}
-
-
-def _whole_list(config: dict[str, t.Any]) -> dict[str, t.Any]:
-    """The config without start_date: a first run reads the whole list by page number."""
-    config.pop("start_date")
-    return config
-
-
-def _bookmark_value(state: dict[str, t.Any], stream: str) -> str | None:
-    partitions = state.get("bookmarks", {}).get(stream, {}).get("partitions", [])
-    values = [p["replication_key_value"] for p in partitions if "replication_key_value" in p]
-    assert len(values) <= 1, partitions
-    return values[0] if values else None
-
-
-def _assert_one_clear_error(stderr: str, *phrases: str) -> None:
-    """One readable error line, no traceback, and it says what it must.
-
-    The SDK's own notice that a stream's sync failed (it names no cause) is not counted.
-    """
-    assert "Traceback" not in stderr, stderr
-    error_lines = [
-        line for line in stderr.splitlines() if ERROR_LEVEL.search(line) and SDK_NOTICE not in line
-    ]
-    assert len(error_lines) == 1, stderr
-    for phrase in phrases:
-        assert phrase in error_lines[0], f"{phrase!r} not in:\n{error_lines[0]}"
-
-
-def _assert_no_key_leaked(*texts: str) -> None:
-    for text in texts:
-        for key in KEYS:
-            assert key not in text, "a key reached the output"
-
-
-def _assert_a_clean_run_read_every_id(
-    result: subprocess.CompletedProcess[str], truth: dict[str, set[str]]
-) -> None:
-    """Exit 0, no traceback, no key in the output, and every stream's ids equal the truth."""
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    _assert_no_key_leaked(result.stdout, result.stderr)
-    messages = parse_messages(result.stdout)
-    for stream, ids in truth.items():
-        assert set(messages.ids(stream)) == ids
-
 
 # --- item 12 (and exit codes 130, 143): stopped by a signal --------------------------------
 
@@ -128,19 +77,19 @@ def test_a_signal_stops_the_tap_at_once_with_its_exit_code_and_a_resumable_state
     tmp_path: Path, signum: signal.Signals, exit_code: int
 ) -> None:
     # issue 9, item 12 (and the exit codes 130 and 143 of the README table)
-    with Emulator(counts=_invoices(120), retry_after=60) as emulator:
+    with Emulator(counts=invoices(120), retry_after=60) as emulator:
         # Page 6, the last: the opening pages 1-5 may be fetched ahead, in any order, but
         # the last is asked for only once page 1 confirmed the count, so records are out.
         emulator.fail_next("429", count=1, resource="invoices", page=6)
-        config = _whole_list(
+        config = whole_list(
             tap_config(emulator, page_size=20, max_concurrency=4, max_retry_seconds=300)
         )
         code, seconds, stdout, stderr = _run_until_signalled(config, tmp_path, signum)
         first = parse_messages(stdout)
         assert code == exit_code, stderr
         assert seconds < 10, f"{seconds:.1f} s from {signum.name} to exit"
-        _assert_one_clear_error(stderr, signum.name)
-        _assert_no_key_leaked(stdout, stderr)
+        assert_one_clear_error(stderr, signum.name)
+        assert_no_key_leaked(stdout, stderr)
         _assert_resuming_reads_the_rest(first, config, tmp_path, emulator)
 
 
@@ -152,8 +101,8 @@ def test_a_signal_while_the_target_lags_leaves_only_whole_messages(tmp_path: Pat
     line, and the rest of what it held must still reach the target, whole, before the
     resumable STATE and the exit. Found by the reliability report's SIGTERM scenario.
     """
-    with Emulator(counts=_invoices(3000)) as emulator:
-        config = _whole_list(tap_config(emulator, page_size=100, max_concurrency=4))
+    with Emulator(counts=invoices(3000)) as emulator:
+        config = whole_list(tap_config(emulator, page_size=100, max_concurrency=4))
         config_path = tmp_path / "config.json"
         config_path.write_text(json.dumps(config))
         with (
@@ -180,19 +129,19 @@ def test_a_signal_while_the_target_lags_leaves_only_whole_messages(tmp_path: Pat
 
 
 def test_exit_code_0_when_every_record_was_read(tmp_path: Path) -> None:
-    with Emulator(counts=_counts(15)) as emulator:
+    with Emulator(counts=counts(15)) as emulator:
         result = run_cli(config=tap_config(emulator, page_size=5), tmp_path=tmp_path)
         truth = {s: set(emulator.truth(r)) for s, r in STREAM_RESOURCES.items()}
-    _assert_a_clean_run_read_every_id(result, truth)
+    assert_a_clean_run_read_every_id(result, truth)
 
 
 def test_exit_code_1_for_a_key_maesn_rejects(tmp_path: Path) -> None:
-    with Emulator(counts=_counts(5)) as emulator:
+    with Emulator(counts=counts(5)) as emulator:
         config = tap_config(emulator, account_key="emulator-account-unknown")
         result = run_cli(config=config, tmp_path=tmp_path)
     assert result.returncode == 1, result.stderr
-    _assert_one_clear_error(result.stderr, "401 Unauthorized", "account_key")
-    _assert_no_key_leaked(result.stdout, result.stderr)
+    assert_one_clear_error(result.stderr, "401 Unauthorized", "account_key")
+    assert_no_key_leaked(result.stdout, result.stderr)
     assert "emulator-account-unknown" not in result.stdout + result.stderr
 
 
@@ -204,14 +153,14 @@ def test_exit_code_2_for_a_wrong_command_line(tmp_path: Path) -> None:
 
 
 def test_exit_code_3_when_deletions_never_stop_during_a_whole_list_read(tmp_path: Path) -> None:
-    with Emulator(counts=_counts(30)) as emulator:
+    with Emulator(counts=counts(30)) as emulator:
         emulator.configure(mutate_every_requests=1, mutations_per_batch={"delete": 1})
-        config = _whole_list(tap_config(emulator, page_size=5, max_concurrency=1))
+        config = whole_list(tap_config(emulator, page_size=5, max_concurrency=1))
         result = run_cli(config=config, tmp_path=tmp_path)
     assert result.returncode == 3, result.stderr
-    _assert_one_clear_error(result.stderr, "Records may be missing")
-    _assert_no_key_leaked(result.stdout, result.stderr)
+    assert_one_clear_error(result.stderr, "Records may be missing")
+    assert_no_key_leaked(result.stdout, result.stderr)
     messages = parse_messages(result.stdout)
     assert messages.states
     for stream in STREAM_RESOURCES:
-        assert _bookmark_value(messages.final_state, stream) is None
+        assert bookmark_value(messages.final_state, stream) is None

@@ -11,91 +11,29 @@ from __future__ import annotations
 
 import re
 import socket
-import subprocess
 import time
-import typing as t
 from pathlib import Path
 
 import pytest
 
 from tap_maesn_qonto.emulator import Emulator
-from tap_maesn_qonto.timestamps import normalize_timestamp
+from tests.support.checks import (
+    KEYS,
+    assert_a_clean_run_read_every_id,
+    assert_no_key_leaked,
+    assert_one_clear_error,
+    bookmark_value,
+    counts,
+    invoices,
+    utc,
+    whole_list,
+)
 from tests.support.configs import ACCOUNT_KEY, API_KEY, STREAM_RESOURCES, tap_config
 from tests.support.servers import header_recorder, static_server
 from tests.support.tap import (
     parse_messages,
     run_cli,
 )
-
-KEYS = (API_KEY, ACCOUNT_KEY)
-ERROR_LEVEL = re.compile(r"\| (ERROR|CRITICAL) +\|")
-SDK_NOTICE = "An unhandled error occurred while syncing"
-ONLY_INVOICES = {"invoices": 0, "bills": 0, "bookingProposals": 0}
-
-
-def _counts(n: int) -> dict[str, int]:
-    return dict.fromkeys(STREAM_RESOURCES.values(), n)
-
-
-def _invoices(n: int) -> dict[str, int]:
-    return {**ONLY_INVOICES, "invoices": n}
-
-
-def _whole_list(config: dict[str, t.Any]) -> dict[str, t.Any]:
-    """The config without start_date: a first run reads the whole list by page number."""
-    config.pop("start_date")
-    return config
-
-
-@t.overload
-def _utc(value: str) -> str: ...
-
-
-@t.overload
-def _utc(value: None) -> None: ...
-
-
-def _utc(value: str | None) -> str | None:
-    return None if value is None else normalize_timestamp(value)
-
-
-def _bookmark_value(state: dict[str, t.Any], stream: str) -> str | None:
-    partitions = state.get("bookmarks", {}).get(stream, {}).get("partitions", [])
-    values = [p["replication_key_value"] for p in partitions if "replication_key_value" in p]
-    assert len(values) <= 1, partitions
-    return values[0] if values else None
-
-
-def _assert_one_clear_error(stderr: str, *phrases: str) -> None:
-    """One readable error line, no traceback, and it says what it must.
-
-    The SDK's own notice that a stream's sync failed (it names no cause) is not counted.
-    """
-    assert "Traceback" not in stderr, stderr
-    error_lines = [
-        line for line in stderr.splitlines() if ERROR_LEVEL.search(line) and SDK_NOTICE not in line
-    ]
-    assert len(error_lines) == 1, stderr
-    for phrase in phrases:
-        assert phrase in error_lines[0], f"{phrase!r} not in:\n{error_lines[0]}"
-
-
-def _assert_no_key_leaked(*texts: str) -> None:
-    for text in texts:
-        for key in KEYS:
-            assert key not in text, "a key reached the output"
-
-
-def _assert_a_clean_run_read_every_id(
-    result: subprocess.CompletedProcess[str], truth: dict[str, set[str]]
-) -> None:
-    """Exit 0, no traceback, no key in the output, and every stream's ids equal the truth."""
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    _assert_no_key_leaked(result.stdout, result.stderr)
-    messages = parse_messages(result.stdout)
-    for stream, ids in truth.items():
-        assert set(messages.ids(stream)) == ids
 
 
 def _free_port() -> int:
@@ -109,21 +47,21 @@ def test_a_404_that_persists_mid_stream_fails_without_advancing_the_state(
     tmp_path: Path,
 ) -> None:
     # issue 9, item 1
-    with Emulator(counts=_invoices(203)) as emulator:
+    with Emulator(counts=invoices(203)) as emulator:
         emulator.fail_next("404", count=1000, resource="invoices", page=3)
-        config = _whole_list(tap_config(emulator, page_size=20, max_concurrency=1))
+        config = whole_list(tap_config(emulator, page_size=20, max_concurrency=1))
         result = run_cli(config=config, tmp_path=tmp_path, quick_retries=True)
         truth = emulator.truth("invoices")
     assert result.returncode == 1, result.stderr
-    _assert_one_clear_error(result.stderr, "/accounting/invoices (page 3)", "404")
-    _assert_no_key_leaked(result.stdout, result.stderr)
+    assert_one_clear_error(result.stderr, "/accounting/invoices (page 3)", "404")
+    assert_no_key_leaked(result.stdout, result.stderr)
     messages = parse_messages(result.stdout)
     unread = set(truth) - set(messages.ids("invoices"))
     assert unread, "the failing page was read after all"
-    oldest_unread = min(_utc(truth[i]["updatedDate"]) or "" for i in unread)
+    oldest_unread = min(utc(truth[i]["updatedDate"]) or "" for i in unread)
     assert messages.states, "no STATE was emitted"
     for state in messages.states:
-        value = _bookmark_value(state, "invoices")
+        value = bookmark_value(state, "invoices")
         assert value is None or value <= oldest_unread, (value, oldest_unread)
 
 
@@ -132,24 +70,24 @@ def test_a_404_that_persists_mid_stream_fails_without_advancing_the_state(
 
 def test_a_422_that_persists_within_the_reported_pages_is_fatal(tmp_path: Path) -> None:
     # issue 9, item 2
-    with Emulator(counts=_invoices(60)) as emulator:
+    with Emulator(counts=invoices(60)) as emulator:
         emulator.fail_next("422", count=1000, resource="invoices", page=3)
-        config = _whole_list(tap_config(emulator, page_size=10, max_concurrency=1))
+        config = whole_list(tap_config(emulator, page_size=10, max_concurrency=1))
         result = run_cli(config=config, tmp_path=tmp_path, quick_retries=True)
     assert result.returncode == 1, result.stderr
-    _assert_one_clear_error(result.stderr, "/accounting/invoices (page 3)", "422")
-    _assert_no_key_leaked(result.stdout, result.stderr)
+    assert_one_clear_error(result.stderr, "/accounting/invoices (page 3)", "422")
+    assert_no_key_leaked(result.stdout, result.stderr)
 
 
 def test_a_200_carrying_errors_every_time_is_fatal(tmp_path: Path) -> None:
     # issue 9, item 8
-    with Emulator(counts=_invoices(20)) as emulator:
+    with Emulator(counts=invoices(20)) as emulator:
         emulator.fail_next("errors_200", count=1000, resource="invoices")
         config = tap_config(emulator, page_size=5, max_retries=2)
         result = run_cli(config=config, tmp_path=tmp_path, quick_retries=True)
     assert result.returncode == 1, result.stderr
-    _assert_one_clear_error(result.stderr, "/accounting/invoices", "after 3 attempts")
-    _assert_no_key_leaked(result.stdout, result.stderr)
+    assert_one_clear_error(result.stderr, "/accounting/invoices", "after 3 attempts")
+    assert_no_key_leaked(result.stdout, result.stderr)
     assert parse_messages(result.stdout).ids("invoices") == []
 
 
@@ -159,7 +97,7 @@ def test_a_200_carrying_errors_every_time_is_fatal(tmp_path: Path) -> None:
 @pytest.mark.parametrize("server", ["not_maesn", "v1_suffix", "static_web_server"])
 def test_an_api_url_that_is_not_maesn_fails_in_one_line(tmp_path: Path, server: str) -> None:
     # issue 9, item 10
-    with Emulator(counts=_counts(10), not_maesn=server == "not_maesn") as emulator:
+    with Emulator(counts=counts(10), not_maesn=server == "not_maesn") as emulator:
         config = tap_config(emulator)
         if server == "v1_suffix":
             config["api_url"] = emulator.url + "/v1"
@@ -171,8 +109,8 @@ def test_an_api_url_that_is_not_maesn_fails_in_one_line(tmp_path: Path, server: 
         else:
             result = run_cli(config=config, tmp_path=tmp_path)
     assert result.returncode == 1, result.stderr
-    _assert_one_clear_error(result.stderr, "api_url")
-    _assert_no_key_leaked(result.stdout, result.stderr)
+    assert_one_clear_error(result.stderr, "api_url")
+    assert_no_key_leaked(result.stdout, result.stderr)
     assert not [m for m in parse_messages(result.stdout).messages if m["type"] == "RECORD"]
 
 
@@ -182,13 +120,13 @@ def test_an_api_url_that_is_not_maesn_fails_in_one_line(tmp_path: Path, server: 
 @pytest.mark.parametrize("style", ["http_date_minus0000", "http_date_no_zone"])
 def test_a_retry_after_date_without_a_zone_is_honoured(tmp_path: Path, style: str) -> None:
     # issue 9, item 11
-    with Emulator(counts=_counts(10), retry_after=1, retry_after_format=style) as emulator:
+    with Emulator(counts=counts(10), retry_after=1, retry_after_format=style) as emulator:
         emulator.fail_next("429", count=1)
         result = run_cli(config=tap_config(emulator), tmp_path=tmp_path)
         truth = {s: set(emulator.truth(r)) for s, r in STREAM_RESOURCES.items()}
         faults = emulator.stats()["faults"]
     assert faults == {"429": 1}
-    _assert_a_clean_run_read_every_id(result, truth)
+    assert_a_clean_run_read_every_id(result, truth)
 
 
 # --- item 13: nothing listening --------------------------------------------------------------
@@ -207,8 +145,8 @@ def test_nothing_listening_at_api_url_fails_quickly_in_one_line(tmp_path: Path) 
     elapsed = time.monotonic() - started
     assert result.returncode == 1, result.stderr
     assert elapsed < 15, f"{elapsed:.0f} s before giving up"
-    _assert_one_clear_error(result.stderr, "api_url")
-    _assert_no_key_leaked(result.stdout, result.stderr)
+    assert_one_clear_error(result.stderr, "api_url")
+    assert_no_key_leaked(result.stdout, result.stderr)
 
 
 # --- item 14: a redirect to another host -------------------------------------------------
@@ -216,7 +154,7 @@ def test_nothing_listening_at_api_url_fails_quickly_in_one_line(tmp_path: Path) 
 
 def test_a_redirect_to_another_host_never_carries_the_keys(tmp_path: Path) -> None:
     # issue 9, item 14
-    with header_recorder() as recorder, Emulator(counts=_counts(5)) as emulator:
+    with header_recorder() as recorder, Emulator(counts=counts(5)) as emulator:
         port = recorder.url.rsplit(":", 1)[1]
         emulator.configure(redirect_api_to=f"http://localhost:{port}")
         result = run_cli(config=tap_config(emulator), tmp_path=tmp_path)
@@ -226,8 +164,8 @@ def test_a_redirect_to_another_host_never_carries_the_keys(tmp_path: Path) -> No
         for key in KEYS:
             assert key not in value
     assert result.returncode == 1, result.stderr
-    _assert_one_clear_error(result.stderr, "redirected to another host")
-    _assert_no_key_leaked(result.stdout, result.stderr)
+    assert_one_clear_error(result.stderr, "redirected to another host")
+    assert_no_key_leaked(result.stdout, result.stderr)
 
 
 # --- item 16: the give-up message counts the attempts made -----------------------------------
@@ -236,13 +174,13 @@ def test_a_redirect_to_another_host_never_carries_the_keys(tmp_path: Path) -> No
 @pytest.mark.e2e  # slow: 3 s of real backoff per stream, by design
 def test_the_give_up_message_counts_the_attempts_really_made(tmp_path: Path) -> None:
     # issue 9, item 16
-    with Emulator(counts=_counts(10), fail_always="503") as emulator:
+    with Emulator(counts=counts(10), fail_always="503") as emulator:
         # One at a time: no guessed probe of the whole list beside each page 1.
         config = tap_config(emulator, max_retries=50, max_retry_seconds=3, max_concurrency=1)
         result = run_cli(config=config, tmp_path=tmp_path)
         requests = emulator.stats()["list_requests"]
     assert result.returncode == 1, result.stderr
-    _assert_one_clear_error(result.stderr, "still failed after", "HTTP 503")
+    assert_one_clear_error(result.stderr, "still failed after", "HTTP 503")
     match = re.search(
         r"GET /accounting/(\w+) \(page 1\) still failed after (\d+) attempts", result.stderr
     )

@@ -18,7 +18,13 @@ import pytest
 from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.errors import IncompleteSyncError
 from tap_maesn_qonto.tap import TapMaesnQonto
-from tap_maesn_qonto.timestamps import normalize_timestamp
+from tests.support.checks import (
+    bookmark_value,
+    counts,
+    invoices,
+    utc,
+    whole_list,
+)
 from tests.support.configs import STREAM_RESOURCES, tap_config
 from tests.support.tap import (
     CollectingWriter,
@@ -28,49 +34,14 @@ from tests.support.tap import (
     sync,
 )
 
-ONLY_INVOICES = {"invoices": 0, "bills": 0, "bookingProposals": 0}
-
-
-def _counts(n: int) -> dict[str, int]:
-    return dict.fromkeys(STREAM_RESOURCES.values(), n)
-
-
-def _invoices(n: int) -> dict[str, int]:
-    return {**ONLY_INVOICES, "invoices": n}
-
-
-def _whole_list(config: dict[str, t.Any]) -> dict[str, t.Any]:
-    """The config without start_date: a first run reads the whole list by page number."""
-    config.pop("start_date")
-    return config
-
-
-@t.overload
-def _utc(value: str) -> str: ...
-
-
-@t.overload
-def _utc(value: None) -> None: ...
-
-
-def _utc(value: str | None) -> str | None:
-    return None if value is None else normalize_timestamp(value)
-
 
 def _versions(emulator: Emulator, resource: str) -> set[tuple[str, str | None]]:
     """(id, normalized updatedDate) of every record the emulator holds now."""
-    return {(i, _utc(r["updatedDate"])) for i, r in emulator.truth(resource).items()}
+    return {(i, utc(r["updatedDate"])) for i, r in emulator.truth(resource).items()}
 
 
 def _emitted_versions(*runs: SyncResult, stream: str) -> set[tuple[str, str | None]]:
     return {(r["id"], r["updatedDate"]) for run in runs for r in run.records(stream)}
-
-
-def _bookmark_value(state: dict[str, t.Any], stream: str) -> str | None:
-    partitions = state.get("bookmarks", {}).get(stream, {}).get("partitions", [])
-    values = [p["replication_key_value"] for p in partitions if "replication_key_value" in p]
-    assert len(values) <= 1, partitions
-    return values[0] if values else None
 
 
 # --- item 1: 404/405 after the first request -----------------------------------------
@@ -78,9 +49,9 @@ def _bookmark_value(state: dict[str, t.Any], stream: str) -> str | None:
 
 def test_a_transient_404_mid_stream_is_retried_and_every_record_arrives() -> None:
     # issue 9, item 1
-    with Emulator(counts=_invoices(203)) as emulator:
+    with Emulator(counts=invoices(203)) as emulator:
         emulator.fail_next("404", count=1, resource="invoices", page=3)
-        result = sync(_whole_list(tap_config(emulator, page_size=20)))
+        result = sync(whole_list(tap_config(emulator, page_size=20)))
         truth = set(emulator.truth("invoices"))
         faults = emulator.stats()["faults"]
     assert faults == {"404": 1}, "the scripted 404 was never served"
@@ -94,10 +65,10 @@ def test_without_page_counts_a_single_422_after_a_full_page_is_asked_again() -> 
     # No totals: only a repeated 422 ends the data (past_last_page="422" answers it
     # for page 11 of 50 records in pages of 5), and every record is read; without
     # totals the read cannot be proven, so the run ends with exit 3.
-    with Emulator(counts=_invoices(50), pagination_meta="null", past_last_page="422") as emulator:
+    with Emulator(counts=invoices(50), pagination_meta="null", past_last_page="422") as emulator:
         emulator.fail_next("422", count=1, resource="invoices", page=3)
         result = sync(
-            _whole_list(tap_config(emulator, page_size=5, max_concurrency=1)),
+            whole_list(tap_config(emulator, page_size=5, max_concurrency=1)),
             expect=IncompleteSyncError,
         )
         truth = set(emulator.truth("invoices"))
@@ -146,21 +117,21 @@ def test_old_records_edited_and_others_deleted_during_a_filtered_sync_lose_nothi
     # lands on page 1, shifts records forward (seen as ids on two pages), and the edits
     # running all run long make the old code hold its bookmark at the start instead.
     start = "2025-07-14T00:00:00Z"
-    with Emulator(counts=_counts(100)) as emulator:
+    with Emulator(counts=counts(100)) as emulator:
         config = tap_config(emulator, start_date=start, page_size=10, max_concurrency=2)
         first, second = _two_runs_with_changes_during_the_first(
             emulator, config, {"update": 10, "delete": 5}, every=2
         )
         live = {s: _versions(emulator, r) for s, r in STREAM_RESOURCES.items()}
     for stream in STREAM_RESOURCES:
-        expected = {v for v in live[stream] if v[1] is None or v[1] >= _utc(start)}
+        expected = {v for v in live[stream] if v[1] is None or v[1] >= utc(start)}
         missing = expected - _emitted_versions(first, second, stream=stream)
         assert not missing, f"{stream}: {len(missing)} current versions never emitted"
 
 
 def test_updates_are_not_lost_when_the_server_clock_lags_behind_this_machine() -> None:
     # issue 9, item 6
-    with Emulator(counts=_counts(100), updated_lag_seconds=3 * 3600) as emulator:
+    with Emulator(counts=counts(100), updated_lag_seconds=3 * 3600) as emulator:
         config = tap_config(emulator, page_size=10, max_concurrency=2)
         first, second = _two_runs_with_changes_during_the_first(
             emulator, config, {"update": 4, "create": 1, "delete": 1}, every=2
@@ -177,15 +148,15 @@ def test_updates_are_not_lost_when_the_server_clock_lags_behind_this_machine() -
 def test_continuous_edits_during_a_filtered_backfill_still_move_the_bookmark() -> None:
     # issue 9, item 4
     start = "2025-07-14T00:00:00Z"
-    with Emulator(counts=_invoices(100)) as emulator:
+    with Emulator(counts=invoices(100)) as emulator:
         newest_before = max(
-            _utc(r["updatedDate"]) or "" for r in emulator.truth("invoices").values()
+            utc(r["updatedDate"]) or "" for r in emulator.truth("invoices").values()
         )
         emulator.configure(mutate_every_requests=1, mutations_per_batch={"update": 2})
         result = sync(tap_config(emulator, start_date=start, page_size=10, max_concurrency=2))
         emulator.configure(mutate_every_requests=0)
     mark = bookmark(result.final_state, "invoices")["replication_key_value"]
-    assert mark > _utc(start)
+    assert mark > utc(start)
     # At least as far as a quiet run would have gone: the newest record before the edits.
     assert mark >= newest_before
 
@@ -193,7 +164,7 @@ def test_continuous_edits_during_a_filtered_backfill_still_move_the_bookmark() -
 def _delete_the_newest(emulator: Emulator, resource: str) -> None:
     """Delete records (at random, through the public API) until the newest one is gone."""
     truth = emulator.truth(resource)
-    newest = max(truth, key=lambda i: _utc(truth[i]["updatedDate"]) or "")
+    newest = max(truth, key=lambda i: utc(truth[i]["updatedDate"]) or "")
     while newest in emulator.truth(resource):
         emulator.mutate(resource, delete=1)
 
@@ -201,7 +172,7 @@ def _delete_the_newest(emulator: Emulator, resource: str) -> None:
 def test_the_bookmark_never_moves_backwards_across_runs() -> None:
     # issue 9, item 5
     # A lookback of 200 days makes every run re-read a window of several pages.
-    with Emulator(counts=_invoices(150)) as emulator:
+    with Emulator(counts=invoices(150)) as emulator:
         config = tap_config(emulator, page_size=10, lookback_window=200 * 24 * 3600)
         marks: list[str] = []
         state = None
@@ -224,7 +195,7 @@ def test_a_held_bookmark_never_falls_below_the_previous_one() -> None:
     # lookback of two years puts that group in the window of every incremental run, so
     # each reads the whole list, and deletions all run long keep shifting it: the run
     # holds its bookmark (exit code 3).
-    with Emulator(counts=_invoices(120), tie_group_size=40, seed=6) as emulator:
+    with Emulator(counts=invoices(120), tie_group_size=40, seed=6) as emulator:
         config = tap_config(
             emulator, page_size=10, max_concurrency=1, lookback_window=730 * 24 * 3600
         )
@@ -233,7 +204,7 @@ def test_a_held_bookmark_never_falls_below_the_previous_one() -> None:
         second = _sync_allowing_incomplete(config, state=first.final_state)
         emulator.configure(mutate_every_requests=0)
     before = bookmark(first.final_state, "invoices")["replication_key_value"]
-    after = _bookmark_value(second.final_state, "invoices")
+    after = bookmark_value(second.final_state, "invoices")
     assert after is not None
     assert after >= before
 
@@ -243,7 +214,7 @@ def test_a_held_bookmark_never_falls_below_the_previous_one() -> None:
 
 def test_full_table_in_the_catalog_reads_every_record_whatever_the_bookmark() -> None:
     # issue 9, item 7
-    with Emulator(counts=_counts(40)) as emulator:
+    with Emulator(counts=counts(40)) as emulator:
         config = tap_config(emulator, start_date="2026-10-01T00:00:00Z", page_size=10)
         catalog = TapMaesnQonto(config=config).catalog_dict
         for entry in catalog["streams"]:
@@ -255,7 +226,7 @@ def test_full_table_in_the_catalog_reads_every_record_whatever_the_bookmark() ->
                 for metadata in entry["metadata"]:
                     if metadata["breadcrumb"] == []:
                         metadata["metadata"]["forced-replication-method"] = "FULL_TABLE"
-        newest = max(_utc(r["updatedDate"]) or "" for r in emulator.truth("invoices").values())
+        newest = max(utc(r["updatedDate"]) or "" for r in emulator.truth("invoices").values())
         state = state_at(newest, ["invoices"])
         result = sync(config, state=state, catalog=catalog)
         truth = set(emulator.truth("invoices"))
@@ -271,10 +242,10 @@ def test_a_200_carrying_errors_is_retried_not_read_as_an_empty_page() -> None:
     # issue 9, item 8
     # Without page counts, an empty page would mean "no more records" (and without
     # them the read cannot be proven: exit 3, every record read all the same).
-    with Emulator(counts=_invoices(40), pagination_meta="null") as emulator:
+    with Emulator(counts=invoices(40), pagination_meta="null") as emulator:
         emulator.fail_next("errors_200", count=1, resource="invoices", page=3)
         result = sync(
-            _whole_list(tap_config(emulator, page_size=5, max_concurrency=1)),
+            whole_list(tap_config(emulator, page_size=5, max_concurrency=1)),
             expect=IncompleteSyncError,
         )
         truth = set(emulator.truth("invoices"))
@@ -292,8 +263,8 @@ def test_the_connection_pool_holds_every_concurrent_request(
 ) -> None:
     # issue 9, item 15
     caplog.set_level(logging.WARNING, logger="urllib3")
-    with Emulator(counts=_invoices(200), latency_ms=30) as emulator:
-        config = _whole_list(tap_config(emulator, page_size=5, max_concurrency=16))
+    with Emulator(counts=invoices(200), latency_ms=30) as emulator:
+        config = whole_list(tap_config(emulator, page_size=5, max_concurrency=16))
         result = sync(config)
         truth = set(emulator.truth("invoices"))
     assert "Connection pool is full" not in caplog.text

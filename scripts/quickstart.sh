@@ -26,19 +26,30 @@ cleanup() {
   python3 scripts/pg_server.py stop --state "$work/pg.json" || true
 }
 trap cleanup EXIT
-# Ctrl-C reaches every foreground process too: each step then ends (non-zero), and the
-# script says so in one line and exits 130 (143 for a kill), after the cleanup.
-stopped=""
-trap 'stopped=130' INT
-trap 'stopped=143' TERM
-step() {
-  "$@" && return 0
-  local code=$?
+# Ctrl-C: the terminal's SIGINT reaches this script alone (set -m gives each job a process
+# group of its own); it stops the running step with SIGTERM, which Meltano, the tap and the
+# target handle cleanly, says so in one line, and exits 130 (143 for a kill).
+set -m
+job="" stopped=""
+on_signal() { stopped=$1; [ -z "$job" ] || kill -TERM -- "-$job" 2>/dev/null || true; }
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+stop_if_asked() {
   if [ -n "$stopped" ]; then
     echo "Quick start stopped (Ctrl-C); everything it started is being stopped." >&2
     exit "$stopped"
   fi
-  exit "$code"
+}
+step() {  # one command of the quick start, as a job this script can stop
+  stop_if_asked
+  "$@" &
+  job=$!
+  local code=0
+  wait "$job" || code=$?
+  while [ -n "$stopped" ] && kill -0 "$job" 2>/dev/null; do wait "$job" || true; done
+  job=""
+  stop_if_asked
+  [ "$code" -eq 0 ] || exit "$code"
 }
 
 # 1. The emulator is standard library only: it starts at once, while the rest installs.
@@ -64,7 +75,8 @@ else
 fi
 pg_job=$!
 meltano="$(dirname "$(tool_python meltano==4.4.1)")/meltano"
-step wait "$pg_job"
+wait "$pg_job" || { stop_if_asked; exit 1; }
+stop_if_asked
 export TARGET_POSTGRES_PORT="$(sed -n 's/^port=//p' "$work/pg.port")"
 for _ in $(seq 100); do [ -s "$work/emulator.url" ] && break; sleep 0.1; done
 export TAP_MAESN_QONTO_API_URL="$(cat "$work/emulator.url")"

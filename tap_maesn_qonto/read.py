@@ -259,8 +259,8 @@ class PartitionRead:
             shown = ", ".join(self._ahead_of_clock[:5])
             more = len(self._ahead_of_clock) - 5
             self.report.warn(
-                f"{len(self._ahead_of_clock)} record(s) are stamped ahead of the server's "
-                f"clock ({shown}{f' and {more} more' if more > 0 else ''}): the bookmark is "
+                f"{len(self._ahead_of_clock)} record(s) are stamped ahead of the server's clock "
+                f"({shown}{f' and {more} more' if more > 0 else ''}): the bookmark is "
                 "held at the server's clock, so edits after it are still read next run."
             )
 
@@ -361,7 +361,12 @@ class PartitionRead:
         return min(value, self._clock_cap())
 
     def _note_clock(self, batch: list[dict]) -> None:
+        """Name the records stamped ahead of the server's clock (read only when there are)."""
+        reader = self._full or self._window
+        newest = reader.max_key if reader is not None else None
         cap = self._clock_cap()
+        if newest is None or newest <= cap:
+            return  # the reader's newest so far is not ahead: no record of the batch is
         updated, identify = self.keys.updated, self.keys.identify
         for record in batch:
             key = updated(record)

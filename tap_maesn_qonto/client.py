@@ -398,7 +398,9 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
             return  # a stream map filtered the parent out (without one, nothing filters)
         label = (context or {})["account_label"]
         read = self.table().reads[label]
-        lines.add(record, label, lines.floor(label, read.resumable))
+        # Where the partition's bookmark stood before this record, if its rows may wait.
+        before = lines.floor(label, read.resumable) if lines.buffered else None
+        lines.add(record, label, before)
         if lines.waiting and read.report.records % self.STATE_MSG_FREQUENCY == 0:
             self._write_lines()
         yield from ()

@@ -149,6 +149,8 @@ class PartitionRead:
         self._final: str | None = None
         self._written_max: str | None = None  # the newest updatedDate written (window)
         self._ahead_of_clock: list[str] = []
+        self._cap_clock: dt.datetime | None = None
+        self._cap = ""
 
     # --- the read -----------------------------------------------------------------------
 
@@ -352,8 +354,11 @@ class PartitionRead:
         return self._capped(max(filter(None, (self.plan.previous, safe)), default=None))
 
     def _clock_cap(self) -> str:
+        """The latest bookmark the server's clock allows (cached per clock reading)."""
         clock = self.report.server_time or utc_now()
-        return format_timestamp(clock + CLOCK_TOLERANCE)
+        if clock != self._cap_clock:
+            self._cap_clock, self._cap = clock, format_timestamp(clock + CLOCK_TOLERANCE)
+        return self._cap
 
     def _capped(self, value: str | None) -> str | None:
         if value is None:

@@ -5,13 +5,12 @@ keys, ``get_url_params``), ``post_process``, and ``get_records``, which opens th
 partition's :class:`~read.PartitionRead` and passes its records up. Everything a read
 knows lives in that object; below the stream, modules get values and a few small
 collaborators and never call back into it: fetch.py (one request), plan.py (where a
-read starts), read.py (the read), lineitems.py (line rows), reconcile.py (the table).
+read starts), read.py (the read), table.py (its bookmarks, line rows and reconcile).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import typing as t
 from functools import cached_property
 
@@ -24,17 +23,17 @@ from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 from singer_sdk.streams.rest import PageContext
 
 from tap_maesn_qonto import numbers, reconcile
-from tap_maesn_qonto.details import AutoVerdict, Details
-from tap_maesn_qonto.errors import AuthError
+from tap_maesn_qonto.details import Details
 from tap_maesn_qonto.fetch import Fetcher, PageSource
-from tap_maesn_qonto.lineitems import ROWS_WAITING_AT_MOST, LineBuffer, LineItemsStream
+from tap_maesn_qonto.lineitems import LineBuffer, LineItemsStream
 from tap_maesn_qonto.pages import PageRequest, record_keys
-from tap_maesn_qonto.plan import Planner, ReadPlan, plan_read
-from tap_maesn_qonto.read import Outcome, PartitionRead, ReadReport
+from tap_maesn_qonto.plan import Planner, ReadPlan
+from tap_maesn_qonto.read import PartitionRead, ReadReport
 from tap_maesn_qonto.retries import RetryPolicy
 from tap_maesn_qonto.schemas import SCHEMAS_DIR
 from tap_maesn_qonto.sdk_compat import PlainRecordMessages, carry_version, index_partition_lookups
 from tap_maesn_qonto.shaping import ShapeIssues, Shaper
+from tap_maesn_qonto.table import TableSync
 from tap_maesn_qonto.timestamps import filter_timestamp, parse_timestamp
 
 if t.TYPE_CHECKING:
@@ -79,9 +78,7 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         )
         self._shape_issues = ShapeIssues()
         self._shaper = Shaper(self.schema, self._shape_issues)
-        self._table: reconcile.TableRun | None = None  # this sync of the stream's table
-        self._lines: LineBuffer | None = None
-        self._verdicts: dict[str, AutoVerdict] = {}  # target system -> what auto learnt
+        self._sync: TableSync | None = None  # this run's sync of the stream's table
         self.keys = record_keys(self.path, self.id_aliases)
 
     # --- what every request carries -----------------------------------------------------
@@ -168,26 +165,41 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
 
     # --- the table and its partitions -------------------------------------------------
 
-    def table(self) -> reconcile.TableRun:
+    def table(self) -> TableSync:
         """This sync's table: its version and reconcile, planned before any partition."""
-        if self._table is None:
+        if self._sync is None:
             index_partition_lookups(self.state_manager)  # one partition per account
             states = {
                 str(p["context"].get("account_label")): p
                 for p in self.stream_state.get("partitions", [])
                 if isinstance(p.get("context"), dict)
             }
-            for context in self.partitions:
+            for context in self.partitions:  # the live partition states of this run
                 states[context["account_label"]] = self.get_context_state(context)
             started = dt.datetime.now(dt.UTC)
             plan = reconcile.plan(
                 states.values(), every_days=reconcile.interval_days(self.config), now=started
             )
-            self._table = reconcile.TableRun(plan, states, started)
             children = [c for c in self.child_streams if isinstance(c, LineItemsStream)]
-            self._lines = LineBuffer([c for c in children if c.selected])
             for stream in (self, *children):
                 carry_version(stream, plan.version)
+            self._sync = TableSync(
+                name=self.name,
+                run=self.run,
+                table=reconcile.TableRun(plan, states, started),
+                lines=LineBuffer([c for c in children if c.selected]),
+                replication_key=(
+                    None
+                    if self.replication_method == REPLICATION_FULL_TABLE
+                    else self.replication_key
+                ),
+                lookback=dt.timedelta(seconds=int(self.config["lookback_window"])),
+                start_date=parse_timestamp(str(start))
+                if (start := self.config.get("start_date"))
+                else None,
+                logger=self.logger,
+                state_every=self.STATE_MSG_FREQUENCY,
+            )
             if plan.reconciling:
                 self.logger.info(
                     "%s: reconciling (table version %d): every account is read whole, and "
@@ -196,25 +208,11 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
                     self.name,
                     plan.version,
                 )
-        return self._table
+        return self._sync
 
     def read_plan(self, label: str) -> ReadPlan:
-        """How ``label``'s partition is read this run: decided once (plan.py)."""
-        table = self.table()
-        if label not in table.plans:
-            start_date = self.config.get("start_date")
-            table.plans[label] = plan_read(
-                self.get_context_state({"account_label": label}),
-                replication_key=(
-                    None
-                    if self.replication_method == REPLICATION_FULL_TABLE
-                    else self.replication_key
-                ),
-                reconciling=table.reconciling,
-                lookback=dt.timedelta(seconds=int(self.config["lookback_window"])),
-                start_date=parse_timestamp(str(start_date)) if start_date else None,
-            )
-        return table.plans[label]
+        """How ``label``'s partition is read this run: decided once (table.py)."""
+        return self.table().plan(label)
 
     def plan_ahead(self, context: Context, order: int) -> None:
         """Have the partition's first requests fetched ahead of its turn (prefetch.py)."""
@@ -226,12 +224,9 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         """One account's records, read by its own :class:`PartitionRead`."""
         if not context:
             return  # no account in this shard: nothing to read
-        table, lines = self.table(), self._lines
-        assert lines is not None  # set with the table
-        label = context["account_label"]
-        read = table.reads[label] = self._open_read(label)
-        if not lines.started:
-            self._write_lines()  # the SCHEMA of line streams written directly
+        sync, label = self.table(), context["account_label"]
+        read = self._open_read(label)
+        sync.open(read)
         try:
             if label in self.run.failed:
                 read.skip(f"account {label} failed earlier in this run")
@@ -240,12 +235,10 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
                     yield from batch
         finally:  # what was fetched ahead for this partition and not read is not needed
             self.run.ahead.discard((self.name, label))
-        self._end_read(read)
         last = label == self.partitions[-1]["account_label"]
-        if lines.waiting and (last or lines.waiting >= ROWS_WAITING_AT_MOST):
-            self._write_lines()
+        sync.end(read, last=last)
         if last:
-            self._end_table(table)
+            self._end_table(sync)
 
     def _open_read(self, label: str) -> PartitionRead:
         several = len(self.run.accounts) > 1
@@ -269,140 +262,73 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
     def _details(self, label: str) -> Details | None:
         """How this partition's records get their line items from details, if they do."""
         mode = str(self.config.get("fetch_details", "auto"))
-        lines_wanted = bool(self._lines and self._lines.streams) or (
+        lines_wanted = bool(self.table().lines.streams) or (
             self.selected and self.mask.get(("properties", "lineItems"), True)
         )
         if mode == "never" or (mode == "auto" and not lines_wanted):
             return None
-        system = self.run.accounts[label].target_system
-        if system not in self._verdicts:  # what earlier runs learnt of its lists
-            states = self.table().states
-            of_system = [s for lb, s in states.items() if self._system_of(lb) == system]
-            self._verdicts[system] = AutoVerdict.learnt(of_system)
         return Details(
             mode=mode,
             fetch_one=lambda record: self.fetcher.detail(label, self.keys.identify(record)),
             max_concurrency=self.run.max_concurrency,
             thread_name=f"{self.name}-detail",
-            verdict=self._verdicts[system],
+            verdict=self.table().verdict(self.run.accounts[label].target_system),
         )
-
-    def _system_of(self, label: str) -> str | None:
-        account = self.run.accounts.get(label)
-        return account.target_system if account is not None else None
-
-    def _end_read(self, read: PartitionRead) -> None:
-        """Store the read's bookmark, and say how it ended."""
-        self._store_bookmark(read)
-        if read.details is not None:
-            read.details.verdict.note(self.get_context_state({"account_label": read.label}))
-        self.run.progress.read_done()
-        one_account = len(self.run.accounts) == 1  # many: the progress lines instead
-        if read.outcome is Outcome.FAILED:
-            if not one_account:  # one line per failed read; one account: the run's last line
-                self.logger.error("%s: account %s failed: %s", self.name, read.label, read.reason)
-            if isinstance(read.error, AuthError):  # its other streams would fail alike
-                self.run.fail_account(read.label, str(read.reason))
-        level = logging.INFO if one_account else logging.DEBUG
-        self.logger.log(
-            level, "%s", read.summary(self.run.progress.retries_of(self.name, read.label))
-        )
-
-    def _store_bookmark(self, read: PartitionRead) -> None:
-        state = self.get_context_state({"account_label": read.label})
-        value = self._lines.floor(read.label, read.resumable) if self._lines else read.resumable
-        if not read.plan.incremental:
-            return
-        if value is None:
-            state.pop("replication_key_value", None)
-            state.pop("replication_key", None)
-        elif state.get("replication_key_value") != value:
-            state["replication_key"] = self.replication_key
-            state["replication_key_value"] = value
 
     def bookmark_after_record(self, record: dict, context: Context | None) -> None:
         """After each record: the partition's bookmark is what its read says (read.py)."""
-        assert self._table is not None  # records come only from get_records
-        read = self._table.reads[(context or {})["account_label"]]
-        if read.written(record):
-            self._store_bookmark(read)
+        assert self._sync is not None  # records come only from get_records
+        self._sync.written((context or {})["account_label"], record)
 
     def store_resumable_states(self) -> None:
         """Before a STATE on a stop: every partition read so far as its read leaves it."""
-        if self._table is not None:
-            for read in self._table.reads.values():
-                self._store_bookmark(read)
+        if self._sync is not None:
+            self._sync.store_all()
 
     def reconcile_left_undone(self) -> tuple[str, str] | None:
         """What this run's reconcile of the table did not retire, and why (None: all it could)."""
-        return self._table.retired_nothing if self._table is not None else None
+        return self._sync.table.retired_nothing if self._sync is not None else None
 
     @property
     def reconciled(self) -> bool:
         """Whether this run's reconcile retired what the table no longer holds."""
-        return self._table is not None and self._table.activated
+        return self._sync is not None and self._sync.table.activated
 
     def reads(self) -> list[PartitionRead]:
         """This run's reads of the stream's partitions so far (the tap's verdict)."""
-        return list(self._table.reads.values()) if self._table is not None else []
+        return list(self._sync.reads.values()) if self._sync is not None else []
 
-    def _end_table(self, table: reconcile.TableRun) -> None:
-        """After the last partition: retire what the reconcile proved gone, note versions."""
+    def _end_table(self, sync: TableSync) -> None:
+        """After the last partition: retire what the reconcile proved gone (table.py)."""
         for line in self._shape_issues.lines():
             self.logger.warning("%s: %s", self.name, line)
-        line_streams = [s for s in (self._lines.streams if self._lines else []) if s.selected]
-        parent, lines = table.finish(with_lines=bool(line_streams))
+        line_streams = sync.lines.streams
+        parent, lines = sync.finish(
+            with_lines=bool(line_streams), every_days=reconcile.interval_days(self.config)
+        )
         for stream in [self] * parent + line_streams * lines:
-            self._activate(stream, table.version)
-        every_days = reconcile.interval_days(self.config)
-        for label, read in table.reads.items():
-            if read.outcome is not Outcome.SKIPPED:
-                state = self.get_context_state({"account_label": label})
-                table.record_done(state, activated=parent, every_days=every_days)
-
-    def _activate(self, stream: PlainRecordMessages, version: int) -> None:
-        """Send ACTIVATE_VERSION for ``stream`` under every name its stream maps give it."""
-        for stream_map in stream.stream_maps:
-            if not isinstance(stream_map, RemoveRecordTransform):
-                self.write_message(
-                    ActivateVersionMessage(stream=stream_map.stream_alias, version=version)
-                )
+            for stream_map in stream.stream_maps:  # under every name its stream maps give
+                if not isinstance(stream_map, RemoveRecordTransform):
+                    self.write_message(
+                        ActivateVersionMessage(
+                            stream=stream_map.stream_alias, version=sync.table.version
+                        )
+                    )
 
     @property
     def emit_activate_version_messages(self) -> bool:
         return False  # _end_table sends its own, after the rows, only when proven
 
-    def _write_lines(self) -> None:
-        """Write the waiting line rows; their partitions' bookmarks then move on."""
-        assert self._lines is not None  # set with the table
-        waiting = list(self._lines.unwritten)
-        self._lines.write()
-        reads = self.table().reads
-        for label in waiting:
-            if label in reads:
-                self._store_bookmark(reads[label])
-
     def generate_child_contexts(
         self, record: dict, context: Context | None
     ) -> Iterable[Context | None]:
-        """No context for the SDK to sync children with: lineitems.py writes the line rows.
-
-        They are written at once, or buffered and written on each record after which the
-        SDK may write a STATE message; a partition's bookmark stays before any parent
-        whose rows wait (lineitems.py).
-        """
-        lines = self._lines
-        if lines is None or not lines.streams:
+        """No context for the SDK to sync children with: table.py writes the line rows."""
+        sync = self.table()
+        if not sync.lines.streams:
             return
         if self.records_need_the_sdk and not self.stream_maps[0].get_filter_result(record):
             return  # a stream map filtered the parent out (without one, nothing filters)
-        label = (context or {})["account_label"]
-        read = self.table().reads[label]
-        # Where the partition's bookmark stood before this record, if its rows may wait.
-        before = lines.floor(label, read.resumable) if lines.buffered else None
-        lines.add(record, label, before)
-        if lines.waiting and read.report.records % self.STATE_MSG_FREQUENCY == 0:
-            self._write_lines()
+        sync.add_lines(record, (context or {})["account_label"])
         yield from ()
 
     # --- records ------------------------------------------------------------------------

@@ -91,12 +91,13 @@ def plan(
 class TableRun:
     """One stream's table in one run: the version its rows carry, and what it may retire.
 
-    ``states`` are the stream's partition states by account label, as the run found
-    them (every account this pipeline loaded into the table, configured now or not).
+    ``states`` are the stream's partition states by account label (every account this
+    pipeline loaded into the table, configured now or not); this run's are the live
+    dicts its STATE messages are written from.
     """
 
     plan: TablePlan
-    states: Mapping[str, Mapping[str, t.Any]]
+    states: Mapping[str, dict[str, t.Any]]
     started: dt.datetime
     #: How each partition is read (plan.py), decided once, before any is.
     plans: dict[str, ReadPlan] = field(default_factory=dict)

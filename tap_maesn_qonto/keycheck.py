@@ -8,9 +8,14 @@ end-user auth flow, made before any account key exists, so it takes ``X-API-KEY`
 declares both headers optional on every operation, so it cannot say more, and has no
 other required input for this one than the path). Its answer decides:
 
-* 401/403: the tenant key itself is refused. Every account of the run would fail the
-  same way, so :class:`ApiKeyRejectedError` (a :class:`WrongApiUrlError`, which no
-  per-account isolation catches) stops the whole run with one line.
+* 401/403: the tenant key itself seems refused. Before the run stops on it, the data
+  path is asked too, where it can speak: a 2xx that another request of the run got in
+  the meantime, or one list request (``limit=1``) with the keys of up to two other
+  accounts. A 2xx there proves ``api_key`` good (the check endpoint is wrong, not the
+  key: Maesn has answered 401 there to keys its data endpoints accept), so only the
+  refused account fails. Refused there too, every account would fail the same way:
+  :class:`ApiKeyRejectedError` (a :class:`WrongApiUrlError`, which no per-account
+  isolation catches) stops the whole run with one line.
 * 2xx (or a 2xx on a data request earlier in the run, which makes the check
   unnecessary): the tenant key is good, so the account key is the one to fix (or re-link): an
   ordinary :class:`AuthError`, isolated to that account when there are several.
@@ -47,6 +52,10 @@ if t.TYPE_CHECKING:
 
 #: The check is advice for an error message: it never waits long.
 CHECK_TIMEOUT_SECONDS = 10.0
+#: The list the data path is asked on when the check refuses the tenant key.
+LIST_PATH = "/accounting/invoices"
+#: The check's request and answer when a data request of the run was answered 2xx.
+ACCEPTED_BY_THE_RUN = ("this run's data requests", "were answered 2xx with the same api_key")
 
 
 class ApiKeyRejectedError(WrongApiUrlError):
@@ -80,12 +89,13 @@ _lock = threading.Lock()
 
 
 def check_tenant_key(
-    run: RunContext, api_key: str, target_system: str, timeout: float
+    run: RunContext, api_key: str, refused: Account | None, timeout: float
 ) -> TenantKeyCheck:
-    """Ask Maesn whether it accepts ``api_key`` alone; once per run and target system.
+    """Ask Maesn whether it accepts ``api_key``; once per run and target system.
 
-    Concurrent callers (several accounts refused at once) wait for the one request.
+    Concurrent callers (several accounts refused at once) wait for the one answer.
     """
+    target_system = refused.target_system if refused is not None else "qonto"
     with _lock:  # held across the request: the others want its answer, not their own
         results = _results.setdefault(run.session, {})
         # The tenant key is the tenant's, whatever the target system: one clear answer
@@ -94,31 +104,76 @@ def check_tenant_key(
         if known is not None:
             return known
         if target_system not in results:
-            results[target_system] = _ask(run, api_key, target_system, timeout)
+            check = _ask(run, api_key, target_system, timeout)
+            if check.verdict is Verdict.REJECTED:
+                check = _confirmed(run, api_key, refused, timeout, check)
+            results[target_system] = check
         return results[target_system]
+
+
+def _confirmed(
+    run: RunContext, api_key: str, refused: Account | None, timeout: float, check: TenantKeyCheck
+) -> TenantKeyCheck:
+    """The check's REJECTED, unless the data path accepts ``api_key`` (module docstring)."""
+    if run.api_key_accepted:  # a data request answered 2xx while the check was out
+        return TenantKeyCheck(Verdict.ACCEPTED, *ACCEPTED_BY_THE_RUN)
+    others = [
+        account
+        for label, account in run.accounts.items()
+        if label not in run.failed and (refused is None or label != refused.label)
+    ][:2]
+    for account in others:
+        request = f"GET {LIST_PATH}?limit=1 with account {account.label}'s key"
+        headers = {"X-API-KEY": api_key, "X-ACCOUNT-KEY": account.key}
+        try:
+            status, answer = _get(run, LIST_PATH, headers, timeout, params={"page": 1, "limit": 1})
+        except requests.exceptions.RequestException as exc:
+            status, answer = 0, f"got no answer ({type(exc).__name__})"
+        if 200 <= status < 300:
+            return TenantKeyCheck(Verdict.ACCEPTED, request, answer)
+        if status not in {401, 403}:
+            return TenantKeyCheck(
+                Verdict.UNKNOWN, f"{request} (after {check.request} {check.answer})", answer
+            )
+    return check
 
 
 def _ask(run: RunContext, api_key: str, target_system: str, timeout: float) -> TenantKeyCheck:
     path = f"/auth/{target_system}"
     request = f"GET {path}"
+    headers = {"X-API-KEY": api_key, "Accept": "text/html, application/json"}
     try:
-        response = run.send(
-            lambda: run.session.get(
-                run.api_url.rstrip("/") + path,
-                headers={"X-API-KEY": api_key, "Accept": "text/html, application/json"},
-                timeout=min(timeout, CHECK_TIMEOUT_SECONDS),
-                allow_redirects=False,
-            )
-        )
+        status, answer = _get(run, path, headers, timeout)
     except requests.exceptions.RequestException as exc:
         return TenantKeyCheck(Verdict.UNKNOWN, request, f"got no answer ({type(exc).__name__})")
-    answer = f"answered {response.status_code} {response.reason}".rstrip()
-    response.close()
-    if 200 <= response.status_code < 300:
+    if 200 <= status < 300:
         return TenantKeyCheck(Verdict.ACCEPTED, request, answer)
-    if response.status_code in {401, 403}:
+    if status in {401, 403}:
         return TenantKeyCheck(Verdict.REJECTED, request, answer)
     return TenantKeyCheck(Verdict.UNKNOWN, request, answer)
+
+
+def _get(
+    run: RunContext,
+    path: str,
+    headers: dict[str, str],
+    timeout: float,
+    params: dict[str, int] | None = None,
+) -> tuple[int, str]:
+    """One GET on ``api_url``, through the run's session: its status and ``answered …``."""
+
+    def send() -> requests.Response:
+        return run.session.get(
+            run.api_url.rstrip("/") + path,
+            params=params,
+            headers=headers,
+            timeout=min(timeout, CHECK_TIMEOUT_SECONDS),
+            allow_redirects=False,
+        )
+
+    response = run.send(send)
+    response.close()
+    return response.status_code, f"answered {response.status_code} {response.reason}".rstrip()
 
 
 def auth_error(
@@ -135,15 +190,10 @@ def auth_error(
     A 2xx on a data request earlier in this run is evidence that beats a probe: the
     tenant key was accepted, so the account key is the one refused.
     """
-    target_system = account.target_system if account is not None else "qonto"
     if run.api_key_accepted:
-        check = TenantKeyCheck(
-            Verdict.ACCEPTED,
-            "this run's data requests",
-            "were answered 2xx with the same api_key",
-        )
+        check = TenantKeyCheck(Verdict.ACCEPTED, *ACCEPTED_BY_THE_RUN)
     else:
-        check = check_tenant_key(run, api_key, target_system, timeout)
+        check = check_tenant_key(run, api_key, account, timeout)
     text = message(status, account, check, where=where, accounts=len(run.accounts))
     if check.verdict is Verdict.REJECTED:
         return ApiKeyRejectedError(text)
@@ -155,7 +205,11 @@ def message(
 ) -> str:
     """The line for a 401/403 on ``where``, naming the key to fix when the check could."""
     answered = f"{status} {'Unauthorized' if status == 401 else 'Forbidden'}"
-    probe = f"{check.request}, which needs only X-API-KEY,"
+    probe = (
+        f"{check.request}, which needs only X-API-KEY,"
+        if check.request.startswith("GET /auth/")
+        else check.request
+    )
     label = account.label if account is not None else "(unknown)"
     auth_flow = f"GET /auth/{account.target_system if account is not None else 'qonto'}"
     if check.verdict is Verdict.REJECTED:

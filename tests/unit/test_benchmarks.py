@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import measure
+from benchmarks import commands, measure
 from benchmarks.measure import Checkout
 from tap_maesn_qonto.envelope import Page
 from tap_maesn_qonto.pages import record_keys
@@ -22,6 +22,7 @@ from tap_maesn_qonto.plan import plan_read
 from tap_maesn_qonto.progress import Progress
 from tap_maesn_qonto.read import Outcome, PartitionRead, ReadReport
 from tap_maesn_qonto.settings import DEFAULT_MAX_CONCURRENCY
+from tests.e2e import readme
 
 # --------------------------------------------------------------------------- cheap checks
 
@@ -140,4 +141,19 @@ def test_another_checkout_needs_its_own_virtualenv(tmp_path: Path) -> None:
         sys.executable,
         "-m",
         "tap_maesn_qonto",
+    ]
+
+
+def test_the_commands_benchmark_times_the_readmes_quick_start() -> None:
+    (quick,) = [b for b in readme.readme_blocks() if readme.is_quick_start(b)]
+    assert [command for _, command in commands.COMMANDS] == readme.command_lines(quick)
+    run = commands.Timed("test command", "bash scripts/test.sh", 72.04, 110.0, "0.50", 0)
+    table = commands.format_runs([run], empty_caches=False)
+    row = next(line for line in table.splitlines() if "scripts/test.sh" in line)
+    assert [cell.strip() for cell in row.strip("|").split("|")] == [
+        "test command: `bash scripts/test.sh`",
+        "72.0",
+        "110.0",
+        "0.50",
+        "0",
     ]

@@ -1,8 +1,8 @@
 """How long the README's two commands take, each in a fresh clone, as a user runs them.
 
-    python -m benchmarks.commands                 # quick start, then the test command
-    python -m benchmarks.commands --e2e           # and the end-to-end tier CI runs
-    python -m benchmarks.commands --empty-caches  # HOME and uv's cache empty: a new machine
+    python -m benchmarks.commands                          # quick start, then the test command
+    python -m benchmarks.commands quick test e2e           # and the end-to-end tier CI runs
+    python -m benchmarks.commands quick --empty-caches     # HOME, uv's cache empty: a new machine
 
 Each command runs in a clone of this checkout's HEAD (``git clone``: what CI and a user
 start from), once, in turn; the report gives its wall time, the CPU its processes used,
@@ -26,12 +26,15 @@ from pathlib import Path
 from benchmarks import measure
 from benchmarks.measure import REPO_ROOT, Checkout, Report
 
-#: The README's quick start, then the tier CI adds: (name, command).
+#: The README's quick start, in its order: (name, command).
 COMMANDS = (
     ("quick start", "bash scripts/quickstart.sh"),
     ("test command", "bash scripts/test.sh"),
 )
+#: The tier CI runs besides.
 E2E = ("end-to-end tier", "source scripts/bootstrap.sh && uv run --locked pytest -n 2 -m e2e")
+#: What each positional word times.
+CHOICES = {"quick": COMMANDS[0], "test": COMMANDS[1], "e2e": E2E}
 
 
 @dataclass(frozen=True)
@@ -117,18 +120,26 @@ def format_runs(runs: Sequence[Timed], *, empty_caches: bool) -> str:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--e2e", action="store_true", help="also time the end-to-end tier")
+    parser.add_argument(
+        "commands",
+        nargs="*",
+        default=["quick", "test"],
+        help=f"what to time, in turn: {', '.join(CHOICES)} (default: quick test)",
+    )
     parser.add_argument(
         "--empty-caches", action="store_true", help="empty HOME and uv cache, uv not on PATH"
     )
     measure.add_report_arguments(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if unknown := [word for word in args.commands if word not in CHOICES]:
+        parser.error(f"unknown command(s) {', '.join(unknown)}: choose from {', '.join(CHOICES)}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     report = Report.from_args(args, "commands", "benchmarks.commands", argv, [Checkout.this()])
-    commands = [*COMMANDS, E2E] if args.e2e else list(COMMANDS)
+    commands = [CHOICES[word] for word in args.commands]
     with tempfile.TemporaryDirectory(prefix="tap-commands-") as scratch:
         clone = fresh_clone(Path(scratch))
         env = environment(Path(scratch), empty_caches=args.empty_caches)

@@ -5,4 +5,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 uv run --locked ruff check .
 uv run --locked ruff format --check .
 uv run --locked mypy
-uv run --locked pytest -n 2 -m "not e2e" "$@"
+# Three workers on two cores: most tests run the tap as a process and wait on it or on the
+# emulator part of the time, so a third worker shortens the run (benchmarks.commands test).
+uv run --locked pytest -n 3 -m "not e2e" "$@"

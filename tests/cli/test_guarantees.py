@@ -754,7 +754,7 @@ def test_a_revoked_account_key_fails_only_its_account_even_when_the_key_check_an
     same api_key are answered 200 in this very run. So api_key is right: the revoked
     account alone fails and is named, the other two are read whole, exit 1.
 
-    ``slow``: the other accounts answer 0.5 s late, so the 401s come before any 200 is in
+    ``slow``: the other accounts answer 0.3 s late, so the 401s come before any 200 is in
     hand; one list request with another account's key is the evidence (keycheck.py).
 
     fails at 6f635e3: the key check's 401 is taken for a wrong api_key ("api_key (your
@@ -763,7 +763,7 @@ def test_a_revoked_account_key_fails_only_its_account_even_when_the_key_check_an
     failed now and then at c756fde, when beta's 401 came before alpha's first 200.)
     """
     keys, labels = two_or_three_accounts(3)
-    slow = {labels[n]: {"*": 500.0} for n in ("alpha", "gamma")} if others == "slow" else {}
+    slow = {labels[n]: {"*": 300.0} for n in ("alpha", "gamma")} if others == "slow" else {}
     with Emulator(
         accounts=keys,
         counts=only(invoices=20, bills=6),

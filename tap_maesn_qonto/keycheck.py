@@ -79,6 +79,8 @@ class TenantKeyCheck:
     request: str
     #: What came back, for messages: ``answered 200 OK``, ``got no answer (ReadTimeout)``.
     answer: str
+    #: Other requests that agreed with a refusal, for messages (module docstring).
+    agreed: tuple[str, ...] = ()
 
 
 # One result per run (its session lives exactly as long) and target system.
@@ -122,6 +124,7 @@ def _confirmed(
         for label, account in run.accounts.items()
         if label not in run.failed and (refused is None or label != refused.label)
     ][:2]
+    agreed = []
     for account in others:
         request = f"GET {LIST_PATH}?limit=1 with account {account.label}'s key"
         headers = {"X-API-KEY": api_key, "X-ACCOUNT-KEY": account.key}
@@ -135,7 +138,11 @@ def _confirmed(
             return TenantKeyCheck(
                 Verdict.UNKNOWN, f"{request} (after {check.request} {check.answer})", answer
             )
-    return check
+        agreed.append(account.label)
+    if not agreed:
+        return check
+    also = f"GET {LIST_PATH}?limit=1 with the key of account(s) {', '.join(agreed)}"
+    return TenantKeyCheck(check.verdict, check.request, check.answer, (also,))
 
 
 def _ask(run: RunContext, api_key: str, target_system: str, timeout: float) -> TenantKeyCheck:
@@ -215,7 +222,9 @@ def message(
     if check.verdict is Verdict.REJECTED:
         return (
             f"Maesn refused the tenant key: {answered} on {where}, and {probe} "
-            f"{check.answer} too. api_key (your Maesn tenant key) is wrong"
+            f"{check.answer} too"
+            + "".join(f", as did {request}" for request in check.agreed)
+            + ". api_key (your Maesn tenant key) is wrong"
             + (" or its Maesn tenant is not active" if status == 403 else "")
             + ": copy it again from the Maesn dashboard. "
             + (

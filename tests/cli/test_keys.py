@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import time
 import typing as t
@@ -159,6 +160,12 @@ def test_a_wrong_api_key_stops_a_run_of_several_accounts_at_once_in_one_line(
     line = _one_error(result.stderr)  # no "account ... failed" line per account
     assert "api_key (your Maesn tenant key) is wrong" in line
     assert "All 41 accounts would fail the same way, so the run stopped at once" in line
+    # Not the check endpoint alone: two other accounts' list requests agreed (keycheck.py).
+    assert re.search(
+        r"answered 401 Unauthorized too, as did GET /accounting/invoices\?limit=1 with the key "
+        r"of account\(s\) company-\d\d, company-\d\d\.",
+        line,
+    ), line
     assert "failed and is skipped" not in result.stderr
     assert sum(stats["auth_requests"].values()) == 1  # one check serves every account
     # Stopped at the first refusal: only the first requests fetched ahead were sent

@@ -1,11 +1,12 @@
 """The base stream: what a Maesn list request carries, and one read per partition.
 
 The stream answers what the SDK asks of it: the request's shape (``url_base``, the
-keys, ``get_url_params``), ``post_process``, and ``get_records``, which opens the
-partition's :class:`~read.PartitionRead` and passes its records up. Everything a read
+keys, ``get_url_params``), ``post_process``, and ``get_records``, which has its table
+(table.py) open the partition's :class:`~read.PartitionRead` and passes its records up. Everything a read
 knows lives in that object; below the stream, modules get values and a few small
 collaborators and never call back into it: fetch.py (one request), plan.py (where a
-read starts), read.py (the read), table.py (its bookmarks, line rows and reconcile).
+read starts), read.py (the read), table.py (the reads of one table: plans, bookmarks,
+line rows, reconcile).
 """
 
 from __future__ import annotations
@@ -23,17 +24,16 @@ from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 from singer_sdk.streams.rest import PageContext
 
 from tap_maesn_qonto import numbers, reconcile
-from tap_maesn_qonto.details import Details
-from tap_maesn_qonto.fetch import Fetcher, PageSource
+from tap_maesn_qonto.fetch import Fetcher
 from tap_maesn_qonto.lineitems import LineBuffer, LineItemsStream
 from tap_maesn_qonto.pages import PageRequest, record_keys
-from tap_maesn_qonto.plan import Planner, ReadPlan
-from tap_maesn_qonto.read import PartitionRead, ReadReport
+from tap_maesn_qonto.plan import Planner
+from tap_maesn_qonto.read import PartitionRead
 from tap_maesn_qonto.retries import RetryPolicy
 from tap_maesn_qonto.schemas import SCHEMAS_DIR
 from tap_maesn_qonto.sdk_compat import PlainRecordMessages, carry_version, index_partition_lookups
 from tap_maesn_qonto.shaping import ShapeIssues, Shaper
-from tap_maesn_qonto.table import TableSync
+from tap_maesn_qonto.table import Readers, TableSync
 from tap_maesn_qonto.timestamps import filter_timestamp, parse_timestamp
 
 if t.TYPE_CHECKING:
@@ -187,6 +187,16 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
                 name=self.name,
                 run=self.run,
                 table=reconcile.TableRun(plan, states, started),
+                readers=Readers(
+                    fetcher=self.fetcher,
+                    planner=self.planner,
+                    keys=self.keys,
+                    page_size=int(self.config["page_size"]),
+                    details=str(self.config.get("fetch_details", "auto")),
+                    records_keep_lines=bool(
+                        self.selected and self.mask.get(("properties", "lineItems"), True)
+                    ),
+                ),
                 lines=LineBuffer([c for c in children if c.selected]),
                 replication_key=(
                     None
@@ -210,23 +220,16 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
                 )
         return self._sync
 
-    def read_plan(self, label: str) -> ReadPlan:
-        """How ``label``'s partition is read this run: decided once (table.py)."""
-        return self.table().plan(label)
-
     def plan_ahead(self, context: Context, order: int) -> None:
         """Have the partition's first requests fetched ahead of its turn (prefetch.py)."""
-        label = context["account_label"]
-        if label not in self.run.failed:
-            self.planner.plan(label, self.read_plan(label), order)
+        self.table().plan_ahead(context["account_label"], order)
 
     def get_records(self, context: Context | None) -> Iterable[dict]:
-        """One account's records, read by its own :class:`PartitionRead`."""
+        """One account's records, read by its own :class:`~read.PartitionRead`."""
         if not context:
             return  # no account in this shard: nothing to read
         sync, label = self.table(), context["account_label"]
-        read = self._open_read(label)
-        sync.open(read)
+        read = sync.open(label)
         try:
             if label in self.run.failed:
                 read.skip(f"account {label} failed earlier in this run")
@@ -239,41 +242,6 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
         sync.end(read, last=last)
         if last:
             self._end_table(sync)
-
-    def _open_read(self, label: str) -> PartitionRead:
-        several = len(self.run.accounts) > 1
-        prefix = f"{self.name} of account {label}" if several else self.name
-        source = PageSource(self.fetcher, self.run.ahead, label)
-        return PartitionRead(
-            label=label,
-            plan=self.read_plan(label),
-            fetch=source,
-            keys=self.keys,
-            report=ReadReport(self.logger, prefix, self.run.progress),
-            page_size=int(self.config["page_size"]),
-            max_concurrency=self.run.max_concurrency,
-            thread_name=f"{self.name}-page",
-            details=self._details(label),
-            lend=self.run.ahead.lend,
-            fetched_ahead=source.fetched_ahead,
-            started=self.planner.first_sent(label),
-        )
-
-    def _details(self, label: str) -> Details | None:
-        """How this partition's records get their line items from details, if they do."""
-        mode = str(self.config.get("fetch_details", "auto"))
-        lines_wanted = bool(self.table().lines.streams) or (
-            self.selected and self.mask.get(("properties", "lineItems"), True)
-        )
-        if mode == "never" or (mode == "auto" and not lines_wanted):
-            return None
-        return Details(
-            mode=mode,
-            fetch_one=lambda record: self.fetcher.detail(label, self.keys.identify(record)),
-            max_concurrency=self.run.max_concurrency,
-            thread_name=f"{self.name}-detail",
-            verdict=self.table().verdict(self.run.accounts[label].target_system),
-        )
 
     def bookmark_after_record(self, record: dict, context: Context | None) -> None:
         """After each record: the partition's bookmark is what its read says (read.py)."""

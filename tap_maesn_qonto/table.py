@@ -4,7 +4,8 @@ The stream (client.py) opens a :class:`TableSync` before its first partition and
 it each :class:`~read.PartitionRead` as its turn comes. The sync keeps what the table
 knows in this run, and writes it where it belongs:
 
-* how each partition is read, decided once, before any is (plan.py);
+* how each partition is read, decided once, before any is (plan.py), and its read,
+  opened with values and small collaborators (:class:`Readers`);
 * each partition's bookmark, into that partition's own state, as its read says
   (read.py), never past a parent whose line rows still wait (lineitems.py);
 * the line rows, written at the moments a STATE may follow;
@@ -23,18 +24,34 @@ import logging
 import typing as t
 from dataclasses import dataclass, field
 
-from tap_maesn_qonto.details import AutoVerdict
+from tap_maesn_qonto.details import AutoVerdict, Details
 from tap_maesn_qonto.errors import AuthError
+from tap_maesn_qonto.fetch import PageSource
 from tap_maesn_qonto.lineitems import ROWS_WAITING_AT_MOST
 from tap_maesn_qonto.plan import plan_read
-from tap_maesn_qonto.read import Outcome
+from tap_maesn_qonto.read import Outcome, PartitionRead, ReadReport
 
 if t.TYPE_CHECKING:
+    from tap_maesn_qonto.fetch import Fetcher
     from tap_maesn_qonto.lineitems import LineBuffer
-    from tap_maesn_qonto.plan import ReadPlan
-    from tap_maesn_qonto.read import PartitionRead
+    from tap_maesn_qonto.pages import RecordKeys
+    from tap_maesn_qonto.plan import Planner, ReadPlan
     from tap_maesn_qonto.reconcile import TableRun
     from tap_maesn_qonto.runtime import RunContext
+
+
+@dataclass(frozen=True)
+class Readers:
+    """What every partition read of one stream is given (values and small collaborators)."""
+
+    fetcher: Fetcher
+    planner: Planner
+    keys: RecordKeys
+    page_size: int
+    #: ``fetch_details``: auto, always or never.
+    details: str
+    #: Whether the stream's own records keep ``lineItems`` (selected, not deselected).
+    records_keep_lines: bool
 
 
 @dataclass
@@ -44,6 +61,7 @@ class TableSync:
     name: str
     run: RunContext
     table: TableRun
+    readers: Readers
     lines: LineBuffer
     #: The key bookmarks are written under (``updatedDate``); None: FULL_TABLE.
     replication_key: str | None
@@ -85,10 +103,53 @@ class TableSync:
             self.verdicts[system] = AutoVerdict.learnt(of_system)
         return self.verdicts[system]
 
-    def open(self, read: PartitionRead) -> None:
+    def plan_ahead(self, label: str, order: int) -> None:
+        """Have the partition's first requests fetched ahead of its turn (prefetch.py)."""
+        if label not in self.run.failed:
+            self.readers.planner.plan(label, self.plan(label), order)
+
+    def open(self, label: str) -> PartitionRead:
+        """The read of ``label``'s partition, now its turn has come."""
+        readers, run = self.readers, self.run
+        prefix = f"{self.name} of account {label}" if len(run.accounts) > 1 else self.name
+        source = PageSource(readers.fetcher, run.ahead, label)
+        read = PartitionRead(
+            label=label,
+            plan=self.plan(label),
+            fetch=source,
+            keys=readers.keys,
+            report=ReadReport(self.logger, prefix, run.progress),
+            page_size=readers.page_size,
+            max_concurrency=run.max_concurrency,
+            thread_name=f"{self.name}-page",
+            details=self._details(label),
+            lend=run.ahead.lend,
+            fetched_ahead=source.fetched_ahead,
+            started=readers.planner.first_sent(label),
+        )
+        return self.begin(read)
+
+    def begin(self, read: PartitionRead) -> PartitionRead:
+        """``read`` is the partition's read of this run from now on."""
         self.reads[read.label] = read
         if not self.lines.started:
             self.write_lines()  # the SCHEMA of line streams written directly
+        return read
+
+    def _details(self, label: str) -> Details | None:
+        """How this partition's records get their line items from details, if they do."""
+        mode, readers = self.readers.details, self.readers
+        if mode == "never" or (
+            mode == "auto" and not (self.lines.streams or readers.records_keep_lines)
+        ):
+            return None
+        return Details(
+            mode=mode,
+            fetch_one=lambda record: readers.fetcher.detail(label, readers.keys.identify(record)),
+            max_concurrency=self.run.max_concurrency,
+            thread_name=f"{self.name}-detail",
+            verdict=self.verdict(self.run.accounts[label].target_system),
+        )
 
     def end(self, read: PartitionRead, *, last: bool) -> None:
         """Store the read's bookmark, say how it ended, write line rows that should not wait."""

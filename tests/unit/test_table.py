@@ -2,8 +2,9 @@
 
 The reads here are stand-ins that say what a :class:`~read.PartitionRead` would (its
 bookmark, its outcome); read.py's own behaviour is specified by the sync and property
-tests. What this module adds is where their values go: into the partition's own state,
-held back while its line rows wait, and, at the end, what the reconcile may retire.
+tests. What this module adds is how a read is opened (with details only where line items are
+wanted) and where its values go: into the partition's own state, held back while its
+line rows wait, and, at the end, what the reconcile may retire.
 """
 
 from __future__ import annotations
@@ -14,16 +15,21 @@ import typing as t
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
+import pytest
+
 from tap_maesn_qonto import reconcile
 from tap_maesn_qonto.accounts import Account
 from tap_maesn_qonto.errors import AuthError
 from tap_maesn_qonto.lineitems import LineBuffer
+from tap_maesn_qonto.pages import record_keys
 from tap_maesn_qonto.plan import ReadPlan
 from tap_maesn_qonto.read import Outcome
 from tap_maesn_qonto.runtime import RunContext
-from tap_maesn_qonto.table import TableSync
+from tap_maesn_qonto.table import Readers, TableSync
 
 if t.TYPE_CHECKING:
+    from tap_maesn_qonto.fetch import Fetcher
+    from tap_maesn_qonto.plan import Planner
     from tap_maesn_qonto.read import PartitionRead
 
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
@@ -88,6 +94,7 @@ def sync_of(
         name="invoices",
         run=run,
         table=reconcile.TableRun(plan, states, NOW),
+        readers=t.cast(Readers, None),  # these tests hand the table their own reads
         lines=LineBuffer(lines or []),
         replication_key="updatedDate",
         lookback=dt.timedelta(seconds=60),
@@ -100,7 +107,7 @@ def sync_of(
 def opened(sync: TableSync, label: str, **fields: t.Any) -> Read:
     """A read of ``label`` handed to the table, as client.py hands its PartitionRead."""
     read = Read(label, **fields)
-    sync.open(t.cast("PartitionRead", read))
+    sync.begin(t.cast("PartitionRead", read))
     return read
 
 
@@ -198,3 +205,40 @@ def test_a_skipped_read_leaves_its_partition_as_it_was() -> None:
     opened(sync, "b", outcome=Outcome.SKIPPED)
     sync.finish(with_lines=False, every_days=None)
     assert states == {"a": {"table_version": 7}, "b": {"table_version": 3}}
+
+
+class NoPlanner:
+    """A planner that fetched nothing ahead."""
+
+    def first_sent(self, label: str) -> None:
+        del label
+
+    def plan(self, label: str, plan: ReadPlan, order: int) -> None:
+        raise AssertionError("not asked here")
+
+
+@pytest.mark.parametrize(
+    ("mode", "records_keep_lines", "line_streams", "details"),
+    [
+        ("auto", True, False, True),  # the records' own lineItems
+        ("auto", False, True, True),  # a selected line-item stream
+        ("auto", False, False, False),  # nobody wants lines: no detail request
+        ("always", False, False, True),
+        ("never", True, True, False),
+    ],
+)
+def test_a_read_asks_for_details_only_where_line_items_are_wanted(
+    mode: str, records_keep_lines: bool, line_streams: bool, details: bool
+) -> None:
+    sync = sync_of({"a": {}}, accounts=("a",), lines=[WaitingLines()] if line_streams else [])
+    sync.readers = Readers(
+        fetcher=t.cast("Fetcher", object()),  # no request is made by opening a read
+        planner=t.cast("Planner", NoPlanner()),
+        keys=record_keys("/accounting/invoices", ()),
+        page_size=100,
+        details=mode,
+        records_keep_lines=records_keep_lines,
+    )
+    read = sync.open("a")
+    assert (read.details is not None) is details
+    assert sync.reads == {"a": read}

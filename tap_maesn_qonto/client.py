@@ -31,7 +31,7 @@ from tap_maesn_qonto.plan import Planner
 from tap_maesn_qonto.read import PartitionRead
 from tap_maesn_qonto.retries import RetryPolicy
 from tap_maesn_qonto.schemas import SCHEMAS_DIR
-from tap_maesn_qonto.sdk_compat import PlainRecordMessages, carry_version, index_partition_lookups
+from tap_maesn_qonto.sdk_compat import PlainRecordMessages, carry_version, partition_states
 from tap_maesn_qonto.shaping import ShapeIssues, Shaper
 from tap_maesn_qonto.table import Readers, TableSync
 from tap_maesn_qonto.timestamps import filter_timestamp, parse_timestamp
@@ -168,14 +168,7 @@ class MaesnStream(PlainRecordMessages, RESTStream[PageRequest]):
     def table(self) -> TableSync:
         """This sync's table: its version and reconcile, planned before any partition."""
         if self._sync is None:
-            index_partition_lookups(self.state_manager)  # one partition per account
-            states = {
-                str(p["context"].get("account_label")): p
-                for p in self.stream_state.get("partitions", [])
-                if isinstance(p.get("context"), dict)
-            }
-            for context in self.partitions:  # the live partition states of this run
-                states[context["account_label"]] = self.get_context_state(context)
+            states = partition_states(self, "account_label")  # one per account
             started = dt.datetime.now(dt.UTC)
             plan = reconcile.plan(
                 states.values(), every_days=reconcile.interval_days(self.config), now=started

@@ -54,11 +54,11 @@ class LineItemsStream(PlainRecordMessages):
     replication_key = None
     # The rows are the parent's lines, already shaped to the same schema (shaping.py).
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
-    # No state of their own: the parent's bookmark covers the lines (module docstring).
-    state_partitioning_keys: t.ClassVar[list[str]] = []
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
+        # No state of their own: the parent's bookmark covers the lines (module docstring).
+        self.state_partitioning_keys = []
         self.primary_keys = (self.parent_key, "position")
         self.rows: list[dict] = []
         self.rows_written = 0  # by write_row, outside the SDK's sync

@@ -11,17 +11,22 @@ module (and the tap) only, and fails if the SDK changes what a seam relies on.
    emission hook (no upstream issue yet; meltano/sdk#1963 discusses the pipeline).
 2. ``Stream._increment_stream_state`` (:class:`PlainRecordMessages`): a stream whose
    reads own their bookmark (read.py) sets the partition's bookmark to what its read
-   says is resumable, instead of the record's value. Waits for a state hook that
-   receives the stream's own bookmark (meltano/sdk#2753 asks for value handling).
+   says is resumable, instead of the record's value, written as the SDK's private
+   ``helpers._state.increment_state`` writes it (:func:`write_bookmark`). Waits for a
+   state hook that receives the stream's own bookmark (meltano/sdk#2753 asks for
+   value handling).
 3. ``StreamStateManager.is_flushed`` (written as the SDK's own method does after a
    record: a STATE is due).
 4. ``Stream._stream_version`` (:func:`carry_version`): RECORD messages carry a
    reconcile's table version on incremental streams; the SDK sets it only for its own
    FULL_TABLE activation. Waits for a public version setter.
-5. ``StreamStateManager.get_context_state`` (:func:`index_partition_lookups`): the SDK
+5. ``StreamStateManager.get_context_state`` (:func:`partition_states`): the SDK
    finds a partition's state by scanning every partition, per record: quadratic in
-   accounts. Replaced on the manager by a lookup through an index of the dicts the
-   SDK's own lookup returned. Waits for an O(1) lookup upstream.
+   accounts. Replaced on the manager (a private type, ``streams._state``) by a lookup
+   through an index of the dicts the SDK's own lookup returned. A reconcile also needs
+   the partitions of accounts no longer configured, which no public method lists: they
+   are read from the stream state's ``partitions`` list. Waits for an O(1) lookup and a
+   partition listing upstream.
 6. ``PluginBase._setup_signal_handlers`` (:class:`SignalsOfTheRun`): the SDK's handler
    exits 0 on SIGTERM ("Gracefully shutting down"), an orchestrator's cancel read as
    success; the tap installs its own, which stops the run with 143 (or 130), from the
@@ -128,6 +133,34 @@ def carry_version(stream: PlainRecordMessages, version: int | None) -> None:
     """Have the RECORD messages of ``stream`` carry ``version``, on either path (seam 4)."""
     stream.table_version = version
     stream._stream_version = version
+
+
+#: Where the SDK keeps a partition's bookmark (``helpers._state.increment_state``).
+BOOKMARK_KEY, BOOKMARK_VALUE = "replication_key", "replication_key_value"
+
+
+def write_bookmark(state: dict[str, t.Any], key: str, value: str | None) -> None:
+    """Set (or, with None, drop) a partition's bookmark where the SDK keeps it (seam 2)."""
+    if value is None:
+        state.pop(BOOKMARK_VALUE, None)
+        state.pop(BOOKMARK_KEY, None)
+    elif state.get(BOOKMARK_VALUE) != value:
+        state[BOOKMARK_KEY] = key
+        state[BOOKMARK_VALUE] = value
+
+
+def partition_states(stream: Stream, key: str) -> dict[str, dict[str, t.Any]]:
+    """Every partition state of ``stream`` by its context's ``key``: those the state holds
+    (configured now or not), and the live dicts of the stream's own partitions (seam 5)."""
+    index_partition_lookups(stream.state_manager)
+    states = {
+        str(p["context"].get(key)): p
+        for p in stream.stream_state.get("partitions", [])
+        if isinstance(p.get("context"), dict)
+    }
+    for context in stream.partitions or []:
+        states[str(context[key])] = stream.get_context_state(context)
+    return states
 
 
 def index_partition_lookups(manager: t.Any) -> None:

@@ -30,6 +30,7 @@ from tap_maesn_qonto.fetch import PageSource
 from tap_maesn_qonto.lineitems import ROWS_WAITING_AT_MOST
 from tap_maesn_qonto.plan import plan_read
 from tap_maesn_qonto.read import Outcome, PartitionRead, ReadReport
+from tap_maesn_qonto.sdk_compat import write_bookmark
 
 if t.TYPE_CHECKING:
     from tap_maesn_qonto.fetch import Fetcher
@@ -174,14 +175,8 @@ class TableSync:
         """The partition's bookmark as its read leaves it, held back while its rows wait."""
         if not read.plan.incremental:
             return
-        state, key = self.table.states[read.label], str(self.replication_key)
         value = self.lines.floor(read.label, read.resumable)
-        if value is None:
-            state.pop("replication_key_value", None)
-            state.pop("replication_key", None)
-        elif state.get("replication_key_value") != value:
-            state["replication_key"] = key
-            state["replication_key_value"] = value
+        write_bookmark(self.table.states[read.label], str(self.replication_key), value)
 
     def written(self, label: str, record: dict) -> None:
         """After the SDK wrote ``record``: its partition's bookmark, if the read moved it."""

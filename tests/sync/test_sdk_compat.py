@@ -207,7 +207,9 @@ def test_indexed_partition_lookups_leave_every_state_as_the_sdks_scan_would() ->
         del config["account_key"]
         config["accounts"] = [{"label": f"c{i:02d}", "account_key": k} for i, k in enumerate(keys)]
         indexed = sync(config)
-        unindexed = mock.patch("tap_maesn_qonto.client.index_partition_lookups", return_value=None)
+        unindexed = mock.patch(
+            "tap_maesn_qonto.sdk_compat.index_partition_lookups", return_value=None
+        )
         with unindexed:
             scanned = sync(config)
         emulator.mutate("invoices", update=3, create=2)

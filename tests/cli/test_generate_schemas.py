@@ -5,18 +5,17 @@ they are not. The rules it applies: tests/unit/test_schemas.py."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import typing as t
 from pathlib import Path
 
 import pytest
 
+from tests.support.generator import generate
+
 if t.TYPE_CHECKING:
     pass
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-GENERATOR = REPO_ROOT / "scripts" / "generate_schemas.py"
 SCHEMAS_DIR = REPO_ROOT / "tap_maesn_qonto" / "schemas"
 
 STREAM_COMPONENTS = {
@@ -26,17 +25,6 @@ STREAM_COMPONENTS = {
 }
 LINE_ITEM_STREAMS = ("invoice_line_items", "bill_line_items", "booking_proposal_line_items")
 REGENERATE_HINT = "Schemas are stale: run `python scripts/generate_schemas.py`."
-
-
-def generate(*args: str) -> subprocess.CompletedProcess[str]:
-    """scripts/generate_schemas.py, run as a maintainer runs it."""
-    return subprocess.run(
-        [sys.executable, str(GENERATOR), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")

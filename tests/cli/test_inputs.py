@@ -20,6 +20,7 @@ import pytest
 from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.timestamps import format_timestamp, parse_timestamp
 from tests.support.configs import ACCOUNT_KEY, API_KEY, STREAM_RESOURCES, tap_config
+from tests.support.states import partitioned
 from tests.support.tap import parse_messages, state_at
 
 COUNT = 12
@@ -322,19 +323,11 @@ def test_a_key_that_is_too_short_is_named_without_its_value(tmp_path: Path) -> N
     _assert_one_error(result, "'api_key' is empty", "7 is not one of [5, 10, 20, 50, 100]")
 
 
-def _partitioned(label: str, value: str) -> dict[str, t.Any]:
-    return {
-        "context": {"account_label": label},
-        "replication_key": "updatedDate",
-        "replication_key_value": value,
-    }
-
-
 @pytest.mark.parametrize(
     "partitions",
     [
         [{"replication_key_value": "2025-01-01T00:00:00Z"}],
-        [_partitioned("default", "2025-01-01T00:00:00Z")] * 2,
+        [partitioned("default", "2025-01-01T00:00:00Z")] * 2,
     ],
     ids=["no-context", "duplicate-context"],
 )

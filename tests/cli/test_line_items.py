@@ -5,34 +5,14 @@ from __future__ import annotations
 
 import signal
 import typing as t
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from tap_maesn_qonto.emulator import Emulator
-from tests.support.configs import STREAM_RESOURCES, tap_config
+from tests.support.checks import expected_lines, lines_written
+from tests.support.configs import tap_config
 from tests.support.tap import SyncResult, TapProcess, sync
-
-LINE_STREAMS = {
-    "invoices": ("invoice_line_items", "invoice_id"),
-    "bills": ("bill_line_items", "bill_id"),
-    "booking_proposals": ("booking_proposal_line_items", "booking_proposal_id"),
-}
-
-
-def _expected_lines(emulator: Emulator, stream: str) -> Counter[tuple[str, int]]:
-    truth = emulator.truth(STREAM_RESOURCES[stream])
-    return Counter(
-        (record_id, position)
-        for record_id, record in truth.items()
-        for position in range(1, len(record.get("lineItems") or []) + 1)
-    )
-
-
-def _lines(result: SyncResult, stream: str) -> Counter[tuple[str, int]]:
-    name, key = LINE_STREAMS[stream]
-    return Counter((row[key], row["position"]) for row in result.records(name))
 
 
 @pytest.mark.parametrize("kill", [signal.SIGKILL, signal.SIGTERM])
@@ -58,6 +38,6 @@ def test_a_run_killed_mid_read_resumes_without_losing_a_line(
         assert code != 0, "the tap was not stopped"
         states = [m["value"] for m in first if m["type"] == "STATE"]
         second = sync(config, state=states[-1] if states else None)
-        expected = _expected_lines(emulator, "invoices")
-    got = _lines(SyncResult(first), "invoices") + _lines(second, "invoices")
+        expected = expected_lines(emulator, "invoices")
+    got = lines_written(SyncResult(first), "invoices") + lines_written(second, "invoices")
     assert set(got) == set(expected), "lines lost across the interruption"

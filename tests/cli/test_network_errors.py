@@ -24,6 +24,7 @@ import pytest
 
 from tap_maesn_qonto.emulator import Emulator
 from tests.support.configs import tap_config
+from tests.support.network import UNRESOLVABLE
 from tests.support.tap import run_cli
 
 if t.TYPE_CHECKING:
@@ -34,7 +35,6 @@ TENANT_SECRET = "tenant-key-5e0c9a7b3d1f4e2a8c6b"
 ACCOUNT_SECRET = "account-key-8f2a6c4e0b9d7a5c3e1f"
 #: A wrong api_url must be named well within this (it was 62-67 s).
 FAST_SECONDS = 10.0
-UNRESOLVABLE = "does-not-exist.invalid"  # .invalid never resolves (RFC 6761)
 
 
 def _config(api_url: str, **overrides: t.Any) -> dict[str, t.Any]:

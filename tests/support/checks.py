@@ -5,10 +5,15 @@ from __future__ import annotations
 import re
 import subprocess
 import typing as t
+from collections import Counter
 
 from tap_maesn_qonto.timestamps import normalize_timestamp
 from tests.support.configs import ACCOUNT_KEY, API_KEY, STREAM_RESOURCES
 from tests.support.tap import parse_messages
+
+if t.TYPE_CHECKING:
+    from tap_maesn_qonto.emulator import Emulator
+    from tests.support.tap import SyncResult
 
 KEYS = (API_KEY, ACCOUNT_KEY)
 ERROR_LEVEL = re.compile(r"\| (ERROR|CRITICAL) +\|")
@@ -81,3 +86,27 @@ def assert_a_clean_run_read_every_id(
     messages = parse_messages(result.stdout)
     for stream, ids in truth.items():
         assert set(messages.ids(stream)) == ids
+
+
+#: Each parent stream's line-item stream and the column holding the parent's id.
+LINE_STREAMS = {
+    "invoices": ("invoice_line_items", "invoice_id"),
+    "bills": ("bill_line_items", "bill_id"),
+    "booking_proposals": ("booking_proposal_line_items", "booking_proposal_id"),
+}
+
+
+def expected_lines(emulator: Emulator, stream: str) -> Counter[tuple[str, int]]:
+    """The (parent id, position) of every line the emulator holds for ``stream``."""
+    truth = emulator.truth(STREAM_RESOURCES[stream])
+    return Counter(
+        (record_id, position)
+        for record_id, record in truth.items()
+        for position in range(1, len(record.get("lineItems") or []) + 1)
+    )
+
+
+def lines_written(result: SyncResult, stream: str) -> Counter[tuple[str, int]]:
+    """The (parent id, position) of every line row the run wrote for ``stream``."""
+    name, key = LINE_STREAMS[stream]
+    return Counter((row[key], row["position"]) for row in result.records(name))

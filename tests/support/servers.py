@@ -190,3 +190,19 @@ def bills_stub() -> Iterator[BillsStub]:
     with serving(_bills_stub_handler(stub)) as url:
         stub.url = url
         yield stub
+
+
+# Beyond a float's precision, trailing zeros, an exponent, a negative zero.
+EXACT_BILL = (
+    b'{"id":"b-1","totalGrossAmount":12345678901234567890.123456789012,'
+    b'"totalNetAmount":154.30,"totalTaxAmount":1e-7,"totalDiscountAmount":-0.0,'
+    b'"paymentDays":30,"lineItems":[{"unitAmount":0.10,"quantity":2.5E+3,'
+    b'"accountNumber":4.10}]}'
+)
+EXACT_MONEY = {
+    "totalGrossAmount": "12345678901234567890.123456789012",
+    "totalNetAmount": "154.30",
+    "totalTaxAmount": "1e-7",
+    "totalDiscountAmount": "-0.0",
+    "paymentDays": "30",
+}

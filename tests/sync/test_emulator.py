@@ -9,11 +9,9 @@ import re
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -25,8 +23,8 @@ from tap_maesn_qonto.emulator import (
     EmulatorSettings,
     many_accounts,
 )
+from tests.support.emulator_calls import AUTH, Response, call
 
-AUTH = {"X-API-KEY": DEFAULT_API_KEY, "X-ACCOUNT-KEY": QONTO_ACCOUNT_KEY}
 SMALL = {"invoices": 23, "bills": 20, "bookingProposals": 7}
 SEEDED_DATA_CAP = datetime(2026, 11, 1, tzinfo=UTC)  # no seeded timestamp is later
 UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
@@ -82,40 +80,6 @@ SHAPES = {
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-@dataclass
-class Response:
-    status: int
-    headers: http.client.HTTPMessage
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body, parse_float=Decimal)
-
-
-def call(
-    emu: Emulator | str,
-    path: str,
-    params: dict[str, Any] | None = None,
-    *,
-    headers: dict[str, str] | None = None,
-    method: str = "GET",
-    body: object = None,
-    timeout: float = 5.0,
-) -> Response:
-    url = urlsplit(emu if isinstance(emu, str) else emu.url)
-    connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=timeout)
-    try:
-        target = path + (f"?{urlencode(params)}" if params else "")
-        payload = None if body is None else json.dumps(body)
-        connection.request(
-            method, target, body=payload, headers=AUTH if headers is None else headers
-        )
-        response = connection.getresponse()
-        return Response(response.status, response.headers, response.read())
-    finally:
-        connection.close()
 
 
 def list_page(emu: Emulator, resource: str, **params: Any) -> Response:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import typing as t
-from collections import Counter
 
 import pytest
 
@@ -18,29 +17,11 @@ from tap_maesn_qonto.details import AUTO_GIVES_UP_AFTER
 from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.tap import TapMaesnQonto
 from tap_maesn_qonto.timestamps import normalize_timestamp
+from tests.support.checks import LINE_STREAMS, expected_lines, lines_written
 from tests.support.configs import STREAM_RESOURCES, tap_config
 from tests.support.tap import SyncResult, sync
 
-LINE_STREAMS = {
-    "invoices": ("invoice_line_items", "invoice_id"),
-    "bills": ("bill_line_items", "bill_id"),
-    "booking_proposals": ("booking_proposal_line_items", "booking_proposal_id"),
-}
 COUNTS = {"invoices": 230, "bills": 140, "bookingProposals": 90}
-
-
-def _expected_lines(emulator: Emulator, stream: str) -> Counter[tuple[str, int]]:
-    truth = emulator.truth(STREAM_RESOURCES[stream])
-    return Counter(
-        (record_id, position)
-        for record_id, record in truth.items()
-        for position in range(1, len(record.get("lineItems") or []) + 1)
-    )
-
-
-def _lines(result: SyncResult, stream: str) -> Counter[tuple[str, int]]:
-    name, key = LINE_STREAMS[stream]
-    return Counter((row[key], row["position"]) for row in result.records(name))
 
 
 def _seconds_before(moment: str, seconds: int) -> str:
@@ -60,11 +41,11 @@ def _catalog_selecting(config: dict[str, t.Any], selected: set[str]) -> dict[str
 def test_each_line_of_each_parent_is_one_row_pointing_at_its_parent(stream: str) -> None:
     with Emulator(counts=COUNTS) as emulator:
         result = sync(tap_config(emulator, page_size=20))
-        expected = _expected_lines(emulator, stream)
+        expected = expected_lines(emulator, stream)
         truth = emulator.truth(STREAM_RESOURCES[stream])
     name, key = LINE_STREAMS[stream]
     assert expected, "the emulator serves no line items: the test would prove nothing"
-    assert _lines(result, stream) == expected  # every line once, none invented
+    assert lines_written(result, stream) == expected  # every line once, none invented
     parents = {r["id"] for r in result.records(stream)}
     for row in result.records(name):
         assert row[key] in parents
@@ -79,12 +60,12 @@ def test_line_items_alone_are_read_from_their_parents_and_keep_the_parents_bookm
     with Emulator(counts=COUNTS) as emulator:
         config = tap_config(emulator, page_size=20)
         result = sync(config, catalog=_catalog_selecting(config, {"invoice_line_items"}))
-        expected = _expected_lines(emulator, "invoices")
+        expected = expected_lines(emulator, "invoices")
         newest = max(
             normalize_timestamp(r["updatedDate"]) for r in emulator.truth("invoices").values()
         )
     assert not result.records("invoices"), "the parent was not selected"
-    assert _lines(result, "invoices") == expected
+    assert lines_written(result, "invoices") == expected
     partitions = result.final_state["bookmarks"]["invoices"]["partitions"]
     mark = partitions[0]["replication_key_value"]  # a whole-list read's: minus its duration
     assert normalize_timestamp(_seconds_before(newest, 5)) <= mark <= newest
@@ -121,9 +102,9 @@ def test_a_list_that_omits_line_items_is_completed_from_the_details(
 ) -> None:
     with Emulator(counts=COUNTS, list_omits_line_items=0.5) as emulator:
         result = sync(tap_config(emulator, page_size=20, fetch_details=mode))
-        expected = _expected_lines(emulator, "invoices")
+        expected = expected_lines(emulator, "invoices")
         details = emulator.stats()["detail_requests"]
-    got = _lines(result, "invoices")
+    got = lines_written(result, "invoices")
     assert not got - expected, "a line that does not exist"
     if complete:
         assert got == expected
@@ -229,7 +210,7 @@ def test_between_reconciles_the_newest_parent_updated_date_tells_the_current_lin
         first = sync(config)
         shrunk = emulator.shrink_line_items("invoices", before=3, after=1)
         second = sync(config, state=first.final_state)
-        expected = _expected_lines(emulator, "invoices")
+        expected = expected_lines(emulator, "invoices")
     table: dict[tuple[str, int], dict] = {}  # what an upserting target holds
     for result in (first, second):
         for row in result.records("invoice_line_items"):

@@ -3,40 +3,26 @@ not resolve, TLS to a plain HTTP port, a connection refused, a timeout."""
 
 from __future__ import annotations
 
-import typing as t
-
 import pytest
 import requests
 
 from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.retries import describe_failure, gave_up, network_cause
-
-if t.TYPE_CHECKING:
-    pass
-UNRESOLVABLE = "does-not-exist.invalid"  # .invalid never resolves (RFC 6761)
-
+from tests.support.network import UNRESOLVABLE, failure
 
 # --------------------------------------------------------------------------- after an answer
 
 
-def _failure(url: str, **kwargs: t.Any) -> requests.RequestException:
-    try:
-        requests.get(url, timeout=5, **kwargs)
-    except requests.RequestException as exc:
-        return exc
-    raise AssertionError(f"{url} answered")
-
-
 @pytest.fixture(scope="module")
 def dns_failure() -> requests.RequestException:
-    return _failure(f"https://{UNRESOLVABLE}/accounting/invoices")
+    return failure(f"https://{UNRESOLVABLE}/accounting/invoices")
 
 
 def test_the_causes_are_told_apart(dns_failure: requests.RequestException) -> None:
     with Emulator(counts={"invoices": 1, "bills": 1, "bookingProposals": 1}) as emulator:
-        not_tls = _failure(emulator.url.replace("http://", "https://"))
+        not_tls = failure(emulator.url.replace("http://", "https://"))
         port = emulator.url.rsplit(":", 1)[1]
-    refused = _failure(f"http://127.0.0.1:{port}")  # closed now
+    refused = failure(f"http://127.0.0.1:{port}")  # closed now
 
     assert describe_failure(dns_failure).startswith("name resolution failed")
     assert describe_failure(not_tls).startswith("TLS handshake failed: the server does not")

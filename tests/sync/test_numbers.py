@@ -15,26 +15,12 @@ from singer_sdk.singerlib.encoding.simple import SimpleSingerWriter
 
 from tap_maesn_qonto.tap import TapMaesnQonto
 from tests.support.configs import stub_config
-from tests.support.servers import bills_as_text
+from tests.support.servers import EXACT_BILL, EXACT_MONEY, bills_as_text
 from tests.support.tap import sync
 
 if t.TYPE_CHECKING:
     from singer_sdk.singerlib.encoding.simple import Message
 
-# Beyond a float's precision, trailing zeros, an exponent, a negative zero.
-BILL = (
-    b'{"id":"b-1","totalGrossAmount":12345678901234567890.123456789012,'
-    b'"totalNetAmount":154.30,"totalTaxAmount":1e-7,"totalDiscountAmount":-0.0,'
-    b'"paymentDays":30,"lineItems":[{"unitAmount":0.10,"quantity":2.5E+3,'
-    b'"accountNumber":4.10}]}'
-)
-EXACT = {
-    "totalGrossAmount": "12345678901234567890.123456789012",
-    "totalNetAmount": "154.30",
-    "totalTaxAmount": "1e-7",
-    "totalDiscountAmount": "-0.0",
-    "paymentDays": "30",
-}
 DECIMALS = msgspec.json.Decoder(float_hook=decimal.Decimal)
 
 
@@ -48,14 +34,14 @@ def test_a_writer_without_msgspec_gets_exact_decimals() -> None:
             self.lines.append(self.format_message(message))
 
     writer = Collecting()
-    with bills_as_text(b"[" + BILL + b"]") as url:
+    with bills_as_text(b"[" + EXACT_BILL + b"]") as url:
         TapMaesnQonto(config=stub_config(url), message_writer=writer).sync_all()
     bill = next(
         m["record"]
         for line in writer.lines
         if (m := DECIMALS.decode(line))["type"] == "RECORD" and m["stream"] == "bills"
     )
-    for name, text in EXACT.items():
+    for name, text in EXACT_MONEY.items():
         assert bill[name] == decimal.Decimal(text), name
         assert str(bill[name]) == str(decimal.Decimal(text)), name  # trailing zeros kept
 
@@ -65,7 +51,7 @@ def test_stream_maps_compute_with_exact_numbers() -> None:
         "bills": {"net_cents": "totalNetAmount * 100"},
         "bill_line_items": {"line_total": "unitAmount * quantity"},
     }
-    with bills_as_text(b"[" + BILL + b"]") as url:
+    with bills_as_text(b"[" + EXACT_BILL + b"]") as url:
         result = sync(stub_config(url, stream_maps=maps))
     (bill,) = result.records("bills")
     assert str(bill["net_cents"]) == "15430.00"  # a float would say 15430.000000000002

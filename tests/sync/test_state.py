@@ -17,6 +17,7 @@ import pytest
 from tap_maesn_qonto.emulator import Emulator
 from tap_maesn_qonto.timestamps import format_timestamp, parse_timestamp
 from tests.support.configs import STREAM_RESOURCES, tap_config
+from tests.support.states import partitioned, plain_state
 from tests.support.tap import bookmark, sync
 
 COUNT = 12
@@ -34,7 +35,7 @@ def _sorted_moments(emulator: Emulator, resource: str) -> list[dt.datetime]:
 def test_a_leap_second_bookmark_is_resumed_from_the_next_second() -> None:
     leap = {
         "bookmarks": {
-            stream: {"partitions": [_partitioned("default", "2025-06-30T23:59:60Z")]}
+            stream: {"partitions": [partitioned("default", "2025-06-30T23:59:60Z")]}
             for stream in STREAM_RESOURCES
         }
     }
@@ -56,23 +57,6 @@ def test_a_start_date_before_year_1_in_utc_reads_everything() -> None:
 
 
 # --- 5. state in another shape --------------------------------------------------------
-
-
-def _plain_state(value: str, streams: t.Iterable[str] = STREAM_RESOURCES) -> dict[str, t.Any]:
-    return {
-        "bookmarks": {
-            stream: {"replication_key": "updatedDate", "replication_key_value": value}
-            for stream in streams
-        }
-    }
-
-
-def _partitioned(label: str, value: str) -> dict[str, t.Any]:
-    return {
-        "context": {"account_label": label},
-        "replication_key": "updatedDate",
-        "replication_key_value": value,
-    }
 
 
 def _middle(emulator: Emulator) -> str:
@@ -97,7 +81,7 @@ def test_a_plain_stream_bookmark_is_moved_into_the_account_partition(
         overrides["account_label"] = label
     with Emulator(counts=COUNTS) as emulator:
         mark = _middle(emulator)
-        result = sync(tap_config(emulator, **overrides), state=_plain_state(mark))
+        result = sync(tap_config(emulator, **overrides), state=plain_state(mark))
     moved = _messages(caplog, logging.INFO, "directly under the stream")
     assert len(moved) == 1, caplog.text
     assert repr(label or "default") in moved[0]
@@ -118,9 +102,9 @@ def test_a_partition_bookmark_wins_over_a_plain_one(caplog: pytest.LogCaptureFix
     caplog.set_level(logging.INFO)
     with Emulator(counts=COUNTS) as emulator:
         mark = _middle(emulator)
-        state = _plain_state("2020-01-01T00:00:00Z")
+        state = plain_state("2020-01-01T00:00:00Z")
         for stream_state in state["bookmarks"].values():
-            stream_state["partitions"] = [_partitioned("default", mark)]
+            stream_state["partitions"] = [partitioned("default", mark)]
         result = sync(tap_config(emulator, lookback_window=0), state=state)
     assert not _messages(caplog, logging.INFO, "directly under the stream")
     for stream in STREAM_RESOURCES:
@@ -135,7 +119,7 @@ def test_bookmarks_only_under_another_account_label_are_named_in_one_warning(
         mark = _middle(emulator)
         state = {
             "bookmarks": {
-                stream: {"partitions": [_partitioned("old-name", mark)]}
+                stream: {"partitions": [partitioned("old-name", mark)]}
                 for stream in STREAM_RESOURCES
             }
         }

@@ -16,26 +16,14 @@ import requests
 from tap_maesn_qonto.errors import WrongApiUrlError
 from tap_maesn_qonto.retries import RetryPolicy, gave_up
 from tap_maesn_qonto.runtime import RunContext
-
-if t.TYPE_CHECKING:
-    pass
-UNRESOLVABLE = "does-not-exist.invalid"  # .invalid never resolves (RFC 6761)
-
+from tests.support.network import UNRESOLVABLE, failure
 
 # --------------------------------------------------------------------------- after an answer
 
 
-def _failure(url: str, **kwargs: t.Any) -> requests.RequestException:
-    try:
-        requests.get(url, timeout=5, **kwargs)
-    except requests.RequestException as exc:
-        return exc
-    raise AssertionError(f"{url} answered")
-
-
 @pytest.fixture(scope="module")
 def dns_failure() -> requests.RequestException:
-    return _failure(f"https://{UNRESOLVABLE}/accounting/invoices")
+    return failure(f"https://{UNRESOLVABLE}/accounting/invoices")
 
 
 class _NoWaiting:

@@ -8,8 +8,6 @@ fails when a committed file is stale).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import typing as t
 from pathlib import Path
 
@@ -17,11 +15,12 @@ import jsonschema
 import pytest
 import yaml
 
+from tests.support.generator import generate
+
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-GENERATOR = REPO_ROOT / "scripts" / "generate_schemas.py"
 SPEC_PATH = REPO_ROOT / "vendor" / "maesn-openapi.yaml"
 SCHEMAS_DIR = REPO_ROOT / "tap_maesn_qonto" / "schemas"
 
@@ -33,17 +32,6 @@ STREAM_COMPONENTS = {
 NON_NULL_PROPERTIES = {"id", "target_system", "account_label"}
 
 Schema = dict[str, t.Any]
-
-
-def generate(*args: str) -> subprocess.CompletedProcess[str]:
-    """scripts/generate_schemas.py, run as a maintainer runs it."""
-    return subprocess.run(
-        [sys.executable, str(GENERATOR), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")

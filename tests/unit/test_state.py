@@ -8,35 +8,18 @@ migrations in a real sync: tests/sync/test_state.py.
 from __future__ import annotations
 
 import logging
-import typing as t
 
 import pytest
 
 from tap_maesn_qonto.state import check_state
 from tests.support.configs import STREAM_RESOURCES
+from tests.support.states import partitioned, plain_state
 
 STREAMS = set(STREAM_RESOURCES)
 LOGGER = logging.getLogger("tests.test_inputs")
 
 
 # --- 5. state in another shape --------------------------------------------------------
-
-
-def _plain_state(value: str, streams: t.Iterable[str] = STREAM_RESOURCES) -> dict[str, t.Any]:
-    return {
-        "bookmarks": {
-            stream: {"replication_key": "updatedDate", "replication_key_value": value}
-            for stream in streams
-        }
-    }
-
-
-def _partitioned(label: str, value: str) -> dict[str, t.Any]:
-    return {
-        "context": {"account_label": label},
-        "replication_key": "updatedDate",
-        "replication_key_value": value,
-    }
 
 
 def _messages(caplog: pytest.LogCaptureFixture, level: int, phrase: str) -> list[str]:
@@ -47,11 +30,11 @@ def _messages(caplog: pytest.LogCaptureFixture, level: int, phrase: str) -> list
 
 def test_check_state_takes_several_account_labels(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
-    state = _plain_state("2025-01-01T00:00:00Z", ["invoices"])
+    state = plain_state("2025-01-01T00:00:00Z", ["invoices"])
     state["bookmarks"]["bills"] = {
         "partitions": [
-            _partitioned("a", "2025-02-01T00:00:00Z"),
-            _partitioned("old", "2025-03-01T00:00:00Z"),
+            partitioned("a", "2025-02-01T00:00:00Z"),
+            partitioned("old", "2025-03-01T00:00:00Z"),
         ]
     }
     checked = check_state(state, STREAMS, LOGGER, account_labels=["a", "b"])
@@ -69,5 +52,5 @@ def test_check_state_takes_several_account_labels(caplog: pytest.LogCaptureFixtu
     # One label, given as a plain string, migrates.
     one = check_state(state, STREAMS, LOGGER, account_labels="a")
     assert one["bookmarks"]["invoices"]["partitions"] == [
-        _partitioned("a", "2025-01-01T00:00:00.000000Z")
+        partitioned("a", "2025-01-01T00:00:00.000000Z")
     ]

@@ -119,7 +119,9 @@ def format_runs(runs: Sequence[Timed], *, empty_caches: bool) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.commands", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument(
         "commands",
         nargs="*",

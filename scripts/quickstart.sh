@@ -27,11 +27,13 @@ cleanup() {
 }
 trap cleanup EXIT
 # Ctrl-C: the terminal's SIGINT reaches this script alone (set -m gives each job a process
-# group of its own); it stops the running step with SIGTERM, which Meltano, the tap and the
-# target handle cleanly, says so in one line, and exits 130 (143 for a kill).
+# group of its own); it stops the running step with SIGTERM, says so in one line, and exits
+# 130 (143 for a kill). The signal goes to the step's own process only, as an orchestrator
+# sends it: Meltano then stops the tap and the target itself. Sent to the whole group, the
+# target got it twice, the second inside its own shutdown: a traceback.
 set -m
 job="" stopped=""
-on_signal() { stopped=$1; [ -z "$job" ] || kill -TERM -- "-$job" 2>/dev/null || true; }
+on_signal() { stopped=$1; [ -z "$job" ] || kill -TERM "$job" 2>/dev/null || true; }
 trap 'on_signal 130' INT
 trap 'on_signal 143' TERM
 stop_if_asked() {

@@ -54,7 +54,35 @@ def test_ctrl_c_in_the_quick_start_says_so_in_one_line_and_exits_130() -> None:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
         reader.join(10)
+        # Nothing left (checked while the project is still this test's): Meltano stopped
+        # the tap and the target, the script its emulator.
+        left = _left_running(str(REPO_ROOT / ".meltano"), "--url-file .quickstart/emulator.url")
     output = "".join(lines)
     assert code == 130, output[-3000:]
     assert "Traceback" not in output, output[-3000:]
     assert "Quick start stopped (Ctrl-C)" in output, output[-3000:]
+    assert not left, left
+
+
+def _left_running(*marks: str, grace_seconds: float = 5.0) -> list[str]:
+    """Processes whose command line holds one of ``marks``, once ``grace_seconds`` passed
+    (a process told to stop may take a moment to end)."""
+    deadline = time.monotonic() + grace_seconds
+    while (found := _running(marks)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return found
+
+
+def _running(marks: tuple[str, ...]) -> list[str]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                line = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # gone meanwhile
+        if any(mark in line for mark in marks):
+            found.append(line.strip())
+    return found
